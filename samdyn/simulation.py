@@ -1,0 +1,323 @@
+"""Running an optimizer on a landscape: one jitted ``lax.scan``, batched, chunked, streaming.
+
+``simulate(problem, opt, hp, x0, steps)`` runs ``opt.step`` — the same pure function that
+``samdyn.stability`` differentiates and ``samdyn.nets`` trains with — for every combination of a
+hyperparameter grid and a batch of initial points, in one compiled program per chunk of particles.
+
+Layout and batching:
+
+* the hyperparameter leaves broadcast to a grid of shape ``hp_shape``; ``x0`` has shape
+  ``(*x0_batch, d)``; the run's ``batch_shape`` is ``hp_shape + x0_batch`` (every point under every
+  setting);
+* inside the scan the particles sit on the *last* axis, contiguous (``(d, chunk)``), and the step
+  is ``vmap``-ed over that axis; results come back batch-first, as NumPy arrays;
+* particles are processed in chunks of ``chunk_size`` (the last one padded), each chunk by the
+  same compiled function, so memory is bounded by the chunk and by what is recorded.
+
+What is recorded (``record``, ``every``, ``observe``):
+
+* ``record="final"`` keeps the end point only; ``"trajectory"`` keeps ``w_t`` at
+  ``t = every, 2·every, …`` (``Run.times``);
+* ``observe`` names streaming observables computed inside the scan at the same times:
+  ``"loss"`` = f(w_t), ``"distance"`` = ‖w_t − reference‖, and of step t (the step that produced
+  w_t, evaluated at w_{t−1}): ``"grad_norm"`` = ‖∇f(w_{t−1})‖ and ``"cosine"`` between SAM's two
+  gradients; or ``{name: fn(params, info) -> scalar}`` for one particle.
+
+A particle whose parameters become NaN/inf is flagged (``Run.diverged``, ``Run.diverged_at``); it
+never stops the others.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Any, Callable, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .optim import HParams, Optimizer, StepInfo, hparams as make_hparams
+
+__all__ = ["Run", "simulate", "OBSERVABLES"]
+
+#: Built-in observables: name -> fn(problem, params, info, reference) for one particle.
+OBSERVABLES: dict[str, Callable] = {
+    "loss": lambda problem, w, info, ref: problem.loss(w),
+    "grad_norm": lambda problem, w, info, ref: info.grad_norm,
+    "cosine": lambda problem, w, info, ref: info.cosine,
+    "distance": lambda problem, w, info, ref: jnp.linalg.norm(w - ref),
+}
+
+#: Largest trajectory (bytes) simulate agrees to hold in memory before asking for ``every``.
+MAX_RECORD_BYTES = 4 * 2**30
+DEFAULT_CHUNK = 4096
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """The result of :func:`simulate`; arrays are NumPy, batch axes first.
+
+    Attributes:
+        final: end points, shape ``(*batch_shape, d)``.
+        trajectory: ``w_t`` at ``times``, shape ``(*batch_shape, len(times), d)``, or None.
+        times: steps at which records were taken, shape ``(T,)`` (empty when nothing recorded).
+        observables: name -> array of shape ``(*batch_shape, T)``.
+        diverged: True where the parameters became NaN/inf, shape ``batch_shape``.
+        diverged_at: first step with non-finite parameters, −1 if none, shape ``batch_shape``.
+        final_momentum: the optimizer's momentum buffer at the end, shape ``(*batch_shape, d)``.
+        hp: the hyperparameters broadcast to ``hp_shape`` (NumPy leaves).
+        batch_shape: ``hp_shape + x0_batch``.
+        steps, dtype, chunk_size, seed: how it was run.
+    """
+
+    final: np.ndarray
+    trajectory: np.ndarray | None
+    times: np.ndarray
+    observables: dict
+    diverged: np.ndarray
+    diverged_at: np.ndarray
+    final_momentum: np.ndarray
+    hp: HParams
+    batch_shape: tuple
+    steps: int
+    dtype: str
+    chunk_size: int
+    seed: int
+
+
+class _FunctionProblem:
+    """Adapter: a plain loss ``f(x) -> scalar`` on ``(d,)`` arrays, differentiated by JAX."""
+
+    def __init__(self, loss: Callable, dim: int):
+        self.loss = loss
+        self.grad = jax.grad(loss)
+        self.dim = dim
+        self.name = getattr(loss, "__name__", "loss")
+
+
+@functools.lru_cache(maxsize=64)
+def _function_problem(loss, dim):
+    return _FunctionProblem(loss, dim)
+
+
+def _as_problem(problem, x0_dim):
+    if hasattr(problem, "grad") and hasattr(problem, "loss"):
+        dim = getattr(problem, "dim", x0_dim)
+        if dim != x0_dim:
+            raise ValueError(f"simulate: x0 has {x0_dim} coordinates, the problem has {dim}")
+        return problem
+    if callable(problem):
+        return _function_problem(problem, x0_dim)
+    raise TypeError(f"simulate: problem must be a Landscape (or have .loss and .grad) or a loss function, got {problem!r}")
+
+
+def _check_int(name, value, low):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"simulate: {name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _observables(observe) -> tuple:
+    """Normalise ``observe`` to a hashable tuple of (name, fn, is_custom)."""
+    if isinstance(observe, str):
+        observe = (observe,)
+    if isinstance(observe, Mapping):
+        for name, fn in observe.items():
+            if not callable(fn):
+                raise TypeError(f"simulate: observable {name!r} must be callable fn(params, info)")
+        return tuple((name, fn, True) for name, fn in observe.items())
+    for name in observe:
+        if name not in OBSERVABLES:
+            known = ", ".join(OBSERVABLES)
+            raise ValueError(f"simulate: unknown observable {name!r}; known: {known} (or pass a dict of functions)")
+    return tuple((name, OBSERVABLES[name], False) for name in observe)
+
+
+def simulate(
+    problem,
+    opt: Optimizer,
+    hp: HParams | Mapping,
+    x0,
+    steps: int,
+    *,
+    noise=None,
+    key: int = 0,
+    record: str = "final",
+    every: int = 1,
+    observe: Sequence[str] | Mapping[str, Callable] = (),
+    reference=None,
+    dtype: str = "float64",
+    chunk_size: int | None = None,
+) -> Run:
+    """Run ``opt`` on ``problem`` from every ``x0`` under every hyperparameter setting in ``hp``.
+
+    Args:
+        problem: a :class:`~samdyn.landscapes.Landscape` (or any object with ``loss``/``grad`` on
+            ``(d,)`` arrays), or a plain loss function of a ``(d,)`` array.
+        opt: an :class:`~samdyn.optim.Optimizer` (``gd()``, ``sam()``, ``usam()``).
+        hp: :class:`~samdyn.optim.HParams` (or a dict for ``hparams(**hp)``); leaves broadcast to
+            the grid ``hp_shape``.
+        x0: initial points, shape ``(d,)`` or ``(*x0_batch, d)``.
+        steps: number of updates.
+        noise: a gradient-noise model (``samdyn.noise``), None for the exact gradient.
+        key: integer seed; step keys derive from (seed, chunk index, step).
+        record: ``"final"`` or ``"trajectory"``.
+        every: record the trajectory and observables every ``every`` steps.
+        observe: observable names (``"loss"``, ``"grad_norm"``, ``"cosine"``, ``"distance"``) or a
+            dict ``{name: fn(params, info) -> scalar}``.
+        reference: point for ``"distance"``, shape ``(d,)``.
+        dtype: ``"float64"`` (analysis) or ``"float32"`` (throughput).
+        chunk_size: particles per compiled call (default min(batch, 4096)).
+
+    Returns:
+        A :class:`Run`.
+
+    >>> import samdyn as sd
+    >>> run = sd.simulate(sd.landscapes.get("saddle"), sd.optim.gd(), sd.optim.hparams(lr=0.1), [1.0, 0.0], 10)
+    >>> run.final.round(6).tolist()
+    [0.107374, 0.0]
+    """
+    # ---- validate everything on the host, before any compute --------------------------------
+    if not isinstance(opt, Optimizer):
+        raise TypeError(f"simulate: opt must be an Optimizer (sd.optim.gd/sam/usam), got {opt!r}")
+    if isinstance(hp, Mapping):
+        hp = make_hparams(**hp)
+    if not isinstance(hp, HParams):
+        raise TypeError(f"simulate: hp must be sd.optim.hparams(...), got {hp!r}")
+    steps = _check_int("steps", steps, 1)
+    every = _check_int("every", every, 1)
+    if every > steps:
+        raise ValueError(f"simulate: every={every} exceeds steps={steps}")
+    if record not in ("final", "trajectory"):
+        raise ValueError(f"simulate: record must be 'final' or 'trajectory', got {record!r}")
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"simulate: dtype must be 'float32' or 'float64', got {dtype!r}")
+    seed = _check_int("key", key, 0)
+    x0 = np.asarray(x0, dtype=np.float64)
+    if x0.ndim == 0 or x0.size == 0:
+        raise ValueError(f"simulate: x0 must have shape (d,) or (..., d), got {x0.shape}")
+    if not np.all(np.isfinite(x0)):
+        raise ValueError("simulate: x0 must be finite")
+    problem = _as_problem(problem, x0.shape[-1])
+    d = x0.shape[-1]
+    obs = _observables(observe)
+    if any(item[0] == "distance" for item in obs) and reference is None:
+        raise ValueError("simulate: observable 'distance' needs reference=<point of shape (d,)>")
+    ref = np.zeros(d) if reference is None else np.asarray(reference, dtype=np.float64)
+    if ref.shape != (d,):
+        raise ValueError(f"simulate: reference must have shape ({d},), got {ref.shape}")
+
+    hp_np = HParams(*(np.asarray(leaf, dtype=np.float64) for leaf in hp))
+    hp_shape = np.broadcast_shapes(*(leaf.shape for leaf in hp_np))
+    x0_batch = x0.shape[:-1]
+    n_hp, n_x = math.prod(hp_shape), math.prod(x0_batch)
+    n = n_hp * n_x
+    chunk = min(n, DEFAULT_CHUNK) if chunk_size is None else _check_int("chunk_size", chunk_size, 1)
+    n_rec = steps // every if (record == "trajectory" or obs) else 0
+    itemsize = np.dtype(dtype).itemsize
+    rec_bytes = n * n_rec * ((d if record == "trajectory" else 0) + len(obs)) * itemsize
+    if rec_bytes > MAX_RECORD_BYTES:
+        raise ValueError(
+            f"simulate: recording would take {rec_bytes / 2**30:.1f} GiB; raise every= or record fewer observables"
+        )
+
+    # ---- flatten the batch: hyperparameters outer, initial points inner ---------------------
+    hp_flat = HParams(*(np.repeat(np.broadcast_to(leaf, hp_shape).reshape(-1), n_x) for leaf in hp_np))
+    x_flat = np.tile(x0.reshape(n_x, d), (n_hp, 1))
+    n_chunks = -(-n // chunk)
+    pad = n_chunks * chunk - n
+    if pad:
+        x_flat = np.concatenate([x_flat, np.repeat(x_flat[:1], pad, axis=0)])
+        hp_flat = HParams(*(np.concatenate([leaf, np.repeat(leaf[:1], pad)]) for leaf in hp_flat))
+
+    runner = _runner(problem, opt, noise, steps, every, record == "trajectory", obs)
+    jdtype = jnp.dtype(dtype)
+    ref_j = jnp.asarray(ref, dtype=jdtype)
+    outs = []
+    for c in range(n_chunks):
+        sl = slice(c * chunk, (c + 1) * chunk)
+        x_c = jnp.asarray(x_flat[sl].T, dtype=jdtype)  # (d, chunk): particles last
+        hp_c = HParams(*(jnp.asarray(leaf[sl], dtype=jdtype) for leaf in hp_flat))
+        outs.append(jax.device_get(runner(x_c, hp_c, ref_j, jnp.uint32(seed), jnp.uint32(c))))
+
+    def gather(name, lane_axis):
+        arr = np.concatenate([o[name] for o in outs], axis=lane_axis)
+        arr = np.moveaxis(arr, lane_axis, 0)[:n]
+        return arr.reshape(hp_shape + x0_batch + arr.shape[1:])
+
+    trajectory = gather("trajectory", -1) if record == "trajectory" else None
+    if trajectory is not None:
+        trajectory = np.swapaxes(trajectory, -1, -2)  # (..., d, T) -> (..., T, d)
+    observables = {item[0]: gather(item[0], -1) for item in obs}
+    diverged_at = gather("diverged_at", 0)
+    return Run(
+        final=gather("final", -1),
+        trajectory=trajectory,
+        times=every * np.arange(1, n_rec + 1),
+        observables=observables,
+        diverged=diverged_at >= 0,
+        diverged_at=diverged_at,
+        final_momentum=gather("momentum", -1),
+        hp=HParams(*(np.broadcast_to(leaf, hp_shape) for leaf in hp_np)),
+        batch_shape=hp_shape + x0_batch,
+        steps=steps,
+        dtype=dtype,
+        chunk_size=chunk,
+        seed=seed,
+    )
+
+
+@functools.lru_cache(maxsize=128)
+def _runner(problem, opt: Optimizer, noise, steps: int, every: int, keep_trajectory: bool, obs: tuple):
+    """The jitted chunk program for one configuration (cached: same inputs, same compiled code)."""
+
+    def lane_step(w, state, hp, draws):
+        grad_fn = problem.grad if noise is None else noise.oracle(problem, draws)
+        return opt.step(grad_fn, w, state, hp)
+
+    batched_step = jax.vmap(lane_step, in_axes=(-1, -1, 0, -1), out_axes=-1)
+
+    def lane_observe(w, info, ref):
+        return {name: fn(w, info) if custom else fn(problem, w, info, ref) for name, fn, custom in obs}
+
+    batched_observe = jax.vmap(lane_observe, in_axes=(-1, -1, None), out_axes=-1)
+
+    def run_chunk(x, hp, ref, seed, chunk_index):
+        chunk_key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(seed), chunk_index), 0)
+        lanes = x.shape[-1]
+
+        def advance(carry, t):
+            w, state, diverged_at = carry
+            draws = None if noise is None else noise.sample(jax.random.fold_in(chunk_key, t), w, lanes)
+            w, state, info = batched_step(w, state, hp, draws)
+            finite = functools.reduce(
+                jnp.logical_and, [jnp.all(jnp.isfinite(leaf), axis=tuple(range(leaf.ndim - 1))) for leaf in jax.tree.leaves(w)]
+            )
+            diverged_at = jnp.where((diverged_at < 0) & ~finite, jnp.asarray(t, jnp.int32), diverged_at)
+            return (w, state, diverged_at), info
+
+        def advance_from(first):
+            """Body for fori_loop(0, k): step number first + i."""
+            return lambda i, carry: advance(carry, first + i)[0]
+
+        def block(carry, b):
+            start = b * every
+            carry = jax.lax.fori_loop(0, every - 1, advance_from(start + 1), carry)
+            carry, info = advance(carry, start + every)
+            rec = batched_observe(carry[0], info, ref) if obs else {}
+            if keep_trajectory:
+                rec["trajectory"] = carry[0]
+            return carry, rec
+
+        carry = (x, opt.init(x), jnp.full((lanes,), -1, dtype=jnp.int32))
+        n_rec = steps // every if (keep_trajectory or obs) else 0
+        carry, recs = jax.lax.scan(block, carry, jnp.arange(n_rec)) if n_rec else (carry, {})
+        carry = jax.lax.fori_loop(0, steps - n_rec * every, advance_from(n_rec * every + 1), carry)
+        w, state, diverged_at = carry
+        # records come stacked as (T, ..., lanes): move time next to the lane axis -> (..., T, lanes)
+        recs = {k: jnp.moveaxis(v, 0, -2) for k, v in recs.items()}
+        return {"final": w, "momentum": state.momentum, "diverged_at": diverged_at, **recs}
+
+    return jax.jit(run_chunk)

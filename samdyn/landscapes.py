@@ -416,8 +416,9 @@ def rosenbrock(a=1, b=100) -> Landscape:
     """f = (a − x)² + b (y − x²)², minimum at (a, a²)."""
     x, y = _xy()
     a_, b_ = _exact(a), _exact(b)
+    half = 2.0 * max(1.0, abs(float(a_)))  # (-2, 2) x (-1, 3) for a = 1, always holding (a, a²)
     return Landscape(
-        "rosenbrock", (a_ - x) ** 2 + b_ * (y - x**2) ** 2, (x, y), ((-2.0, 2.0), (-1.0, 3.0)),
+        "rosenbrock", (a_ - x) ** 2 + b_ * (y - x**2) ** 2, (x, y), ((-half, half), (-1.0, float(a_**2) + 2.0)),
         (("a", a), ("b", b)), (float(a_), float(a_**2)),
     )
 

@@ -156,7 +156,9 @@ def hparams(lr, rho=0.0, momentum=0.0, *, dtype=None) -> HParams:
 
 def tree_vdot(a, b):
     """Sum over all leaves of ⟨a_leaf, b_leaf⟩ (a real scalar)."""
-    leaves = jax.tree.leaves(jax.tree.map(lambda x, y: jnp.vdot(x, y), a, b))
+    # sum(x * y) rather than vdot: under vmap it stays an elementwise product and a reduction that
+    # XLA fuses, where vdot would become a batched dot_general.
+    leaves = jax.tree.leaves(jax.tree.map(lambda x, y: jnp.sum(x * y), a, b))
     return functools.reduce(jnp.add, leaves)
 
 

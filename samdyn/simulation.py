@@ -269,17 +269,32 @@ def simulate(
     )
 
 
+def _split(x):
+    """(d, ...) array -> tuple of d arrays (the per-coordinate layout used inside the scan)."""
+    return tuple(x[i] for i in range(x.shape[0]))
+
+
+def _join(w):
+    """Inverse of :func:`_split`."""
+    return jnp.stack(w)
+
+
 @functools.lru_cache(maxsize=128)
 def _runner(problem, opt: Optimizer, noise, steps: int, every: int, keep_trajectory: bool, obs: tuple):
     """The jitted chunk program for one configuration (cached: same inputs, same compiled code)."""
 
+    # Inside the scan a particle is a tuple of d scalars, not a (d,) vector: under vmap every leaf
+    # is then a (chunk,) array, the optimizer's global norm is a sum over leaves (elementwise, no
+    # reduction) and XLA fuses a whole step into one loop over the chunk.
     def lane_step(w, state, hp, draws):
-        grad_fn = problem.grad if noise is None else noise.oracle(problem, draws)
-        return opt.step(grad_fn, w, state, hp)
+        grad = problem.grad if noise is None else noise.oracle(problem, draws)
+        return opt.step(lambda v: _split(grad(_join(v))), w, state, hp)
 
     batched_step = jax.vmap(lane_step, in_axes=(-1, -1, 0, -1), out_axes=-1)
 
     def lane_observe(w, info, ref):
+        w = _join(w)
+        info = info._replace(perturbed=_join(info.perturbed))
         return {name: fn(w, info) if custom else fn(problem, w, info, ref) for name, fn, custom in obs}
 
     batched_observe = jax.vmap(lane_observe, in_axes=(-1, -1, None), out_axes=-1)
@@ -308,16 +323,17 @@ def _runner(problem, opt: Optimizer, noise, steps: int, every: int, keep_traject
             carry, info = advance(carry, start + every)
             rec = batched_observe(carry[0], info, ref) if obs else {}
             if keep_trajectory:
-                rec["trajectory"] = carry[0]
+                rec["trajectory"] = _join(carry[0])
             return carry, rec
 
-        carry = (x, opt.init(x), jnp.full((lanes,), -1, dtype=jnp.int32))
+        w0 = _split(x)
+        carry = (w0, opt.init(w0), jnp.full((lanes,), -1, dtype=jnp.int32))
         n_rec = steps // every if (keep_trajectory or obs) else 0
         carry, recs = jax.lax.scan(block, carry, jnp.arange(n_rec)) if n_rec else (carry, {})
         carry = jax.lax.fori_loop(0, steps - n_rec * every, advance_from(n_rec * every + 1), carry)
         w, state, diverged_at = carry
         # records come stacked as (T, ..., lanes): move time next to the lane axis -> (..., T, lanes)
         recs = {k: jnp.moveaxis(v, 0, -2) for k, v in recs.items()}
-        return {"final": w, "momentum": state.momentum, "diverged_at": diverged_at, **recs}
+        return {"final": _join(w), "momentum": _join(state.momentum), "diverged_at": diverged_at, **recs}
 
     return jax.jit(run_chunk)

@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install clean
+.PHONY: demo test bench install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# Benchmarks (issue 6): torch is an optional peer, never a runtime dependency. torch==2.13.0 is the
+# CPU wheel these machines carry; where it cannot be installed, the torch rows say "skipped".
+TORCH ?= torch==2.13.0
+bench: $(STAMP)
+	$(PY) -m pip install --quiet $(TORCH) || echo "torch not installable here: torch rows will be skipped"
+	$(PY) experiments/benchmarks.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -1,0 +1,209 @@
+"""``make bench``: samdyn side by side with the baselines researchers use today, in one process run.
+
+Every row times samdyn and a baseline in the same run (median of ``--reps`` repetitions after a
+warm-up; compile time reported separately), prints a table and writes JSON with the machine
+description to ``experiments/results/benchmarks.json``. Rows whose peer is missing (torch) say
+"skipped". ``--quick`` shrinks every problem for a smoke test.
+
+Rows (issue 6): 2-D particle throughput; the paper's Beale experiment vs an official-style torch
+loop; hyperparameter grids through simulate's batching vs a Python loop; plus the rows that the
+stochastic, stability and nets modules register in ``ROWS`` below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import samdyn as sd
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+
+def timed(fn, reps: int):
+    """(median seconds over ``reps`` calls, seconds of the first call incl. compile, last result)."""
+    t0 = time.perf_counter()
+    out = fn()
+    first = time.perf_counter() - t0
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), first, out
+
+
+def row(group, ours_s, baseline, base_s, *, target=None, work=None, unit="particle-steps/s", compile_s=None, note=""):
+    """One table row: ratio = baseline time / samdyn time (higher is better)."""
+    ratio = None if base_s is None else base_s / ours_s
+    return {
+        "group": group, "samdyn_s": ours_s, "baseline": baseline, "baseline_s": base_s, "ratio": ratio,
+        "target": target, "meets_target": None if (ratio is None or target is None) else bool(ratio >= target),
+        "throughput": None if work is None else work / ours_s, "unit": unit if work else None,
+        "compile_s": compile_s, "note": note,
+    }
+
+
+# ---- 1. deterministic 2-D particle throughput ------------------------------------------------------
+
+def rosenbrock_numpy(x, steps, lr, rho, eps=1e-12):
+    """Normalised SAM on Rosenbrock (a=1, b=100), vectorised NumPy float32, particles last: x (2, N)."""
+    x = x.astype(np.float32)
+    lr, rho, eps = np.float32(lr), np.float32(rho), np.float32(eps)
+
+    def grad(x):
+        a = x[1] - x[0] * x[0]
+        return np.stack([np.float32(-2) * (np.float32(1) - x[0]) - np.float32(400) * x[0] * a, np.float32(200) * a])
+
+    for _ in range(steps):
+        g = grad(x)
+        e = g * (rho / (np.sqrt((g * g).sum(0)) + eps))
+        x = x - lr * grad(x + e)
+    return x
+
+
+def bench_particles(reps, quick):
+    n, steps = (10_000, 200) if quick else (100_000, 1_000)
+    f, opt = sd.landscapes.get("rosenbrock"), sd.optim.sam()
+    lr, rho = 1e-4, 0.05
+    x0 = np.random.default_rng(0).uniform([-2, -1], [2, 3], size=(n, 2))
+    hp = sd.optim.hparams(lr=lr, rho=rho)
+    ours, first, run = timed(lambda: sd.simulate(f, opt, hp, x0, steps, dtype="float32"), reps)
+    base, _, ref = timed(lambda: rosenbrock_numpy(x0.T, steps, lr, rho), max(1, reps // 2))
+    # median, not max: a few particles sit where normalised SAM's ascent direction flips (g -> 0 in
+    # the valley) and amplify rounding; float64 samdyn and float64 NumPy differ there just as much.
+    agree = float(np.median(np.abs(run.final - ref.T)))
+
+    hp32 = sd.optim.HParams(*(jnp.float32(v) for v in (lr, rho, 0.0)))
+
+    def one(x):
+        def body(carry, _):
+            w, state = carry
+            w, state, _ = opt.step(f.grad, w, state, hp32)
+            return (w, state), None
+
+        return jax.lax.scan(body, (x, opt.init(x)), None, length=steps)[0][0]
+
+    naive = jax.jit(jax.vmap(one))
+    xj = jnp.asarray(x0, jnp.float32)
+    naive_s, _, _ = timed(lambda: naive(xj).block_until_ready(), reps)
+    work = n * steps
+    name = f"SAM on Rosenbrock, {n:.0e} particles x {steps} steps, float32"
+    return [
+        row(f"1. {name}", ours, "vectorised numpy", base, target=20, work=work, compile_s=first - ours,
+            note=f"median |samdyn - numpy| = {agree:.1e}"),
+        row(f"1. {name}", ours, "naive jax.vmap of a per-particle scan", naive_s, target=5, work=work),
+    ]
+
+
+# ---- 2. the paper's Beale experiment vs an official-style torch loop ------------------------------
+
+def bench_beale(reps, quick):
+    from samdyn import reference
+
+    steps = 300 if quick else 2_000
+    rhos = reference.BEALE_RHOS
+    f = sd.landscapes.get("beale")
+    hp = sd.optim.hparams(lr=reference.BEALE_LR, rho=rhos)
+    opt = sd.optim.sam(eps=reference.BEALE_EPS)
+    ours, first, run = timed(lambda: sd.simulate(f, opt, hp, reference.BEALE_X0, steps, record="trajectory"), reps)
+    try:
+        import peers
+        import torch  # noqa: F401
+    except ImportError:
+        return [row("2. Beale, official settings", ours, "PyTorch eager (official style)", None, note="skipped: torch not installed")]
+    t0 = time.perf_counter()
+    ref = np.stack([peers.torch_beale_sam(rho, steps) for rho in rhos])
+    base = time.perf_counter() - t0
+    # ρ ≥ 0.5 orbits the saddle chaotically after ~600 steps (see README): compare before that.
+    dev = max(float(np.abs(run.trajectory[:2] - ref[:2]).max()), float(np.abs(run.trajectory[:, :600] - ref[:, :600]).max()))
+    return [row(f"2. Beale, official settings, 4 runs x {steps} steps, float64", ours, "PyTorch eager (official style)", base,
+                target=100, work=4 * steps, unit="steps/s", compile_s=first - ours, note=f"max |samdyn - torch| = {dev:.1e}")]
+
+
+# ---- 6. hyperparameter grids ------------------------------------------------------------------------
+
+def bench_grid(reps, quick):
+    n_cfg, steps, n_pts = (400, 200, 64) if quick else (10_000, 1_000, 64)
+    loop_cfg = min(n_cfg, 200)  # the Python loop is timed on a subset and scaled to all configurations
+    f, opt = sd.landscapes.get("saddle"), sd.optim.sam()
+    rng = np.random.default_rng(1)
+    x0 = rng.normal(scale=0.1, size=(n_pts, 2))
+    rho = np.linspace(0.0, 0.5, int(np.sqrt(n_cfg)))
+    gamma = np.linspace(0.0, 0.95, n_cfg // len(rho))
+    hp = sd.optim.hparams(lr=1e-3, rho=rho[:, None], momentum=gamma[None, :])
+    ours, first, _ = timed(lambda: sd.simulate(f, opt, hp, x0, steps, dtype="float32"), max(1, reps // 2))
+    configs = [(r, g) for r in rho for g in gamma][:loop_cfg]
+
+    def loop():
+        for r, g in configs:
+            sd.simulate(f, opt, sd.optim.hparams(lr=1e-3, rho=r, momentum=g), x0, steps, dtype="float32")
+
+    loop_s, _, _ = timed(loop, 1)
+    base = loop_s * len(rho) * len(gamma) / len(configs)
+    return [row(f"6. {len(rho) * len(gamma)} (rho, gamma) configs x {steps} steps x {n_pts} particles", ours,
+                "Python loop over configs, same compiled run", base, target=None, work=len(rho) * len(gamma) * n_pts * steps,
+                compile_s=first - ours, note=f"loop timed on {len(configs)} configs, scaled")]
+
+
+ROWS = [bench_particles, bench_beale, bench_grid]
+
+
+def machine() -> dict:
+    cpu = platform.processor()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+        "jax": jax.__version__, "numpy": np.__version__, "devices": [str(d) for d in jax.devices()],
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+def table(rows) -> str:
+    lines = [f"{'benchmark':<78} {'samdyn':>9} {'baseline':>10} {'ratio':>8} {'target':>7}  baseline / note"]
+    for r in rows:
+        base = "skipped" if r["baseline_s"] is None else f"{r['baseline_s']:.3f}s"
+        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.1f}x"
+        target = "" if r["target"] is None else f">={r['target']}x" + ("" if r["meets_target"] is None else (" ok" if r["meets_target"] else " MISS"))
+        thr = "" if r["throughput"] is None else f" [{r['throughput']:.3g} {r['unit']}]"
+        lines.append(f"{r['group'][:78]:<78} {r['samdyn_s']:8.3f}s {base:>10} {ratio:>8} {target:>7}  {r['baseline']}; {r['note']}{thr}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="small problems (smoke test)")
+    parser.add_argument("--only", default="", help="comma-separated row-function names")
+    parser.add_argument("--out", default=str(HERE / "results" / "benchmarks.json"))
+    args = parser.parse_args(argv)
+    rows = []
+    for bench in ROWS:
+        if args.only and bench.__name__ not in args.only.split(","):
+            continue
+        print(f"running {bench.__name__} ...", flush=True)
+        rows.extend(bench(args.reps, args.quick))
+    print(table(rows))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"machine": machine(), "quick": args.quick, "reps": args.reps, "rows": rows}, indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

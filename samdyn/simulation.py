@@ -233,14 +233,18 @@ def simulate(
         hp_flat = HParams(*(np.concatenate([leaf, np.repeat(leaf[:1], pad)]) for leaf in hp_flat))
 
     runner = _runner(problem, opt, noise, steps, every, record == "trajectory", obs)
-    jdtype = jnp.dtype(dtype)
-    ref_j = jnp.asarray(ref, dtype=jdtype)
-    outs = []
+    # Chunks go round-robin to every local device (several CPU "devices" with XLA_FLAGS
+    # --xla_force_host_platform_device_count=N use N cores), at most two per device in flight.
+    devices = jax.local_devices()
+    outs, pending = [], []
     for c in range(n_chunks):
         sl = slice(c * chunk, (c + 1) * chunk)
-        x_c = jnp.asarray(x_flat[sl].T, dtype=jdtype)  # (d, chunk): particles last
-        hp_c = HParams(*(jnp.asarray(leaf[sl], dtype=jdtype) for leaf in hp_flat))
-        outs.append(jax.device_get(runner(x_c, hp_c, ref_j, jnp.uint32(seed), jnp.uint32(c))))
+        args = (x_flat[sl].T.astype(dtype), HParams(*(leaf[sl].astype(dtype) for leaf in hp_flat)), ref.astype(dtype),
+                np.uint32(seed), np.uint32(c))  # x: (d, chunk), particles last
+        pending.append(runner(*jax.device_put(args, devices[c % len(devices)])))
+        if len(pending) >= 2 * len(devices):
+            outs.append(jax.device_get(pending.pop(0)))
+    outs.extend(jax.device_get(pending))
 
     def gather(name, lane_axis):
         arr = np.concatenate([o[name] for o in outs], axis=lane_axis)

@@ -309,7 +309,7 @@ def _runner(problem, opt: Optimizer, noise, steps: int, every: int, keep_traject
 
         def advance(carry, t):
             w, state, diverged_at = carry
-            draws = None if noise is None else noise.sample(jax.random.fold_in(chunk_key, t), w, lanes)
+            draws = None if noise is None else noise.sample(jax.random.fold_in(chunk_key, t), _join(w), lanes)
             w, state, info = batched_step(w, state, hp, draws)
             finite = functools.reduce(
                 jnp.logical_and, [jnp.all(jnp.isfinite(leaf), axis=tuple(range(leaf.ndim - 1))) for leaf in jax.tree.leaves(w)]

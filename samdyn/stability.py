@@ -545,11 +545,22 @@ def _newton_program(optimizer, problem, period, iterations):
     def solve(z0, hp):
         eye = jnp.eye(z0.shape[0], dtype=z0.dtype)
 
+        steps = 0.5 ** jnp.arange(24, dtype=z0.dtype)
+
+        def residual(z):
+            r = jnp.linalg.norm(Tp(z, hp) - z)
+            return jnp.where(jnp.isfinite(r), r, jnp.inf)
+
         def body(_, z):
+            # Newton direction with a backtracking line search on ‖Tᵖ(z) − z‖ (all 24 step sizes
+            # evaluated at once; the best is taken if it improves, else z stays)
             F = Tp(z, hp) - z
             dz = jnp.linalg.solve(DTp(z, hp) - eye, F)
-            z_new = z - dz
-            return jnp.where(jnp.all(jnp.isfinite(z_new)), z_new, z)
+            cand = z[None, :] - steps[:, None] * dz[None, :]
+            r = jax.vmap(residual)(cand)
+            best = jnp.argmin(r)
+            better = (r[best] < residual(z)) & jnp.all(jnp.isfinite(dz))
+            return jnp.where(better, cand[best], z)
 
         z = jax.lax.fori_loop(0, iterations, body, z0)
         return z, jnp.linalg.norm(Tp(z, hp) - z)
@@ -571,7 +582,7 @@ def periodic_orbits(
 ) -> tuple[Orbit, ...]:
     """Periodic orbits of the map by Newton's method on Tᵖ(z) − z from several starts.
 
-    Newton runs on the full state z = (w, v), vectorised over the starts. Converged solutions
+    Damped Newton (backtracking on ‖Tᵖ(z) − z‖) runs on the full state z = (w, v), vectorised over the starts. Converged solutions
     (‖Tᵖ(z) − z‖ ≤ tol·max(1, ‖z‖)) of minimal period < ``period`` (e.g. fixed points) are dropped,
     duplicates (the same orbit from another start or phase) merged. Normalised SAM is differentiable
     on its cycles (∇f ≠ 0 there), so this is how its behaviour near a critical point is analysed.
@@ -579,7 +590,8 @@ def periodic_orbits(
     Args:
         optimizer: any optimizer. loss: a Landscape or a loss function of ``(d,)``.
         hp: scalar hparams. starts: initial parameters, shape (n, d).
-        period: p ≥ 2. momenta: initial buffers (n, d) (default 0).
+        period: p ≥ 2. momenta: initial buffers (n, d) (default 0 with momentum; d(w) when γ = 0,
+            where the buffer is slaved to w).
         iterations: Newton steps. tol: convergence tolerance. unit_tol: |μ| − 1 margin for "non-hyperbolic".
 
     Returns:
@@ -602,10 +614,14 @@ def periodic_orbits(
     if not np.all(np.isfinite(starts)):
         raise ValueError("periodic_orbits: starts must be finite")
     n, d = starts.shape
-    momenta = np.zeros_like(starts) if momenta is None else np.broadcast_to(np.asarray(momenta, dtype=np.float64), starts.shape)
     hp = _scalar_hp(hp)
     problem = _problem(loss, d)
     solve, DTp, T = _newton_program(optimizer, problem, period, iterations)
+    if momenta is None:  # v = 0 with momentum; without, v is slaved: v = d(w) (the descent direction)
+        momenta = np.zeros_like(starts)
+        if float(hp.momentum) == 0.0:
+            momenta = np.stack([np.asarray(T(jnp.asarray(np.concatenate([s, np.zeros(d)])), hp))[d:] for s in starts])
+    momenta = np.broadcast_to(np.asarray(momenta, dtype=np.float64), starts.shape)
     z0 = jnp.asarray(np.concatenate([starts, momenta], axis=1))
     z, res = (np.asarray(a) for a in solve(z0, hp))
     reduced = float(hp.momentum) == 0.0

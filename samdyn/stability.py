@@ -908,7 +908,7 @@ class Basins:
         labels: int array (start-grid shape): i ≥ 0 → ended within ``tol`` of ``critical_points[i]``
             (at it, or on a small cycle around it); ``DIVERGED`` (−1); ``UNSETTLED`` (−2: neither near a
             critical point nor cycling); ``CYCLE`` (−3: on a 2-cycle away from every critical point).
-        cycling: bool, the end state is (numerically) a 2-cycle: ‖T²z − z‖ < ``cycle_ratio``·‖Tz − z‖.
+        cycling: bool, the end state is (numerically) on a 2-cycle (see ``cycle_ratio``, ``cycle_tol``).
         final: end points, shape (*grid, d).
         critical_points: the landscape's critical points (label order).
         diverged: bool, the run became non-finite.
@@ -942,6 +942,7 @@ def basins(
     *,
     tol: float | None = None,
     cycle_ratio: float = 1e-3,
+    cycle_tol: float | None = None,
     dtype: str = "float64",
     chunk_size: int | None = None,
 ) -> Basins:
@@ -953,7 +954,8 @@ def basins(
         x0: starts, shape (*grid, d) (e.g. ``np.stack(np.meshgrid(xs, ys, indexing="ij"), -1)``).
         steps: steps per run.
         tol: distance to a critical point that counts as "there" (default 1e-3 × the domain's largest side).
-        cycle_ratio: a 2-cycle when ‖T²z − z‖ < cycle_ratio·‖Tz − z‖ (and Tz ≠ z).
+        cycle_ratio, cycle_tol: the end state z = (w, v) is on a 2-cycle when ‖T²z − z‖ < cycle_ratio·‖Tz − z‖
+            and ‖T²z − z‖ ≤ cycle_tol·max(1, ‖z‖) (default 1e-9 in float64, 1e-6 in float32).
         dtype, chunk_size: passed to ``simulate``.
 
     >>> import samdyn as sd
@@ -979,7 +981,10 @@ def basins(
     finite = np.all(np.isfinite(final), axis=-1) & ~run.diverged.reshape(-1)
     z = np.where(finite[:, None], np.concatenate([final, mom], axis=1), 0.0)
     r1, r2 = (np.asarray(a) for a in _returns_program(optimizer, landscape)(jnp.asarray(z), hp))
-    cycling = finite & (r1 > 0) & (r2 < cycle_ratio * r1)
+    if cycle_tol is None:
+        cycle_tol = 1e-6 if dtype == "float32" else 1e-9
+    zscale = np.maximum(1.0, np.linalg.norm(z, axis=1))
+    cycling = finite & (r1 > 0) & (r2 < cycle_ratio * r1) & (r2 <= cycle_tol * zscale)
     labels = np.full(final.shape[0], UNSETTLED, dtype=np.int64)
     if cps:
         P = np.stack([c.point for c in cps])  # (k, d)

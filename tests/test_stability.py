@@ -299,3 +299,36 @@ def test_plot_helpers_draw_the_data():
     np.testing.assert_array_equal(a2.images[0].get_array(), b.labels.T)
     assert b.labels.tolist() == [[0, 0]]  # USAM above ρ* = 1/2: the saddle attracts
     plt.close(fig)
+
+
+# ---- 11. Kim et al.'s Beale run: normalised SAM stalls at (0, 1), but not on a stable 2-cycle --------
+
+def test_normalised_sam_stalls_at_beale_saddle_without_a_stable_two_cycle():
+    x, y = BEALE.symbols
+    r = sp.Symbol("r", real=True)
+    # the ascent step from next to (0, 1) lands near (±ρ, 1), where Beale's gradient is exactly ±(111/4)ρ e_y:
+    # every step kicks y back across the saddle (f is constant on the line y = 1)
+    assert list(BEALE.grad_expr.subs({x: r, y: 1}).applyfunc(sp.expand)) == [0, sp.Rational(111, 4) * r]
+    rhos = np.array([0.1, 0.5, 1.0])
+    run = sd.simulate(BEALE, sd.optim.sam(), sd.optim.hparams(lr=1.25e-5, rho=rhos), [1.0, 2.0], 87_683)
+    dist = np.linalg.norm(run.final - BEALE_SADDLE.point, axis=-1)
+    assert dist[0] > 1.0  # ρ = 0.1 escapes towards the minimum (3, 1/2)
+    assert np.all(dist[1:] < 5 * 1.25e-5 * 27.75 * rhos[1:])  # ρ = 0.5, 1: stalled within a few ηρλ of the saddle
+    # the trapped motion is not a stable 2-cycle: nearby orbits separate at a positive finite-time Lyapunov
+    # exponent (≈ 0.19 / step for ρ = 0.5), yet the orbit stays within a few ηρλ of the saddle: bounded chaos
+    hp = sd.optim.hparams(lr=1.25e-5, rho=0.5)
+    lyap, end = st.lyapunov_exponents(sd.optim.sam(), BEALE, run.final[1], hp, 2000, state=run.final_momentum[1])
+    assert lyap[0] > 0.05 and lyap.sum() < 0
+    assert np.linalg.norm(end[:2] - BEALE_SADDLE.point) < 5 * 1.25e-5 * 27.75 * 0.5
+
+
+def test_lyapunov_exponents_of_linear_maps():
+    """On a quadratic the map is linear: exponents are log|eigenvalues of J| exactly (GD and USAM, momentum)."""
+    f = sd.landscapes.get("quadratic", eigenvalues=(2, -1, sp.Rational(1, 2)))
+    hp = sd.optim.hparams(lr=0.1, rho=0.3, momentum=0.5)
+    J = st.jacobian(sd.optim.usam(), f, np.zeros(3), hp)
+    expected = np.sort(np.log(np.abs(np.linalg.eigvals(J))))
+    errs = [np.max(np.abs(np.sort(st.lyapunov_exponents(sd.optim.usam(), f, [0.3, -0.2, 0.1], hp, T)[0]) - expected)) for T in (750, 3000)]
+    assert errs[1] < 1e-3 and 3.5 < errs[0] / errs[1] < 4.5, errs  # the finite-time error decays as 1/T
+    lyap0, _ = st.lyapunov_exponents(sd.optim.gd(), f, [0.3, -0.2, 0.1], sd.optim.hparams(lr=0.1), 200)
+    np.testing.assert_allclose(np.sort(lyap0), np.sort(np.log(np.abs(1 - 0.1 * np.array([2.0, -1.0, 0.5])))), atol=1e-12)

@@ -36,8 +36,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Any, Sequence
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -815,7 +813,7 @@ def _phase_program(optimizer, problem):
     return jax.jit(jax.vmap(one, in_axes=(None, 0, 0, 0, None)))
 
 
-def _grid_axis(name, values, low_open):
+def _grid_axis(name, values):
     arr = np.atleast_1d(np.asarray(values, dtype=np.float64))
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"phase_diagram: {name} must be a non-empty 1-D grid, got shape {arr.shape}")
@@ -844,7 +842,7 @@ def phase_diagram(optimizer: Optimizer, loss, point, lr, rho, momentum=0.0, *, t
     """
     _check_opt(optimizer)
     w = _point_array(point)
-    lr, rho, momentum = (_grid_axis(n, v, True) for n, v in (("lr", lr), ("rho", rho), ("momentum", momentum)))
+    lr, rho, momentum = (_grid_axis(n, v) for n, v in (("lr", lr), ("rho", rho), ("momentum", momentum)))
     make_hparams(lr=lr, rho=rho[:, None], momentum=momentum[:, None, None])  # validates ranges
     problem = _problem(loss, w.size)
     fns = _compiled(optimizer, problem)
@@ -1080,7 +1078,7 @@ def plot_phase_diagram(ax, pd: PhaseDiagram, *, momentum_index: int = 0, curve=N
 def plot_basins(ax, b: Basins, extent):
     """Draw basin labels on ``ax``; ``extent`` = (x_min, x_max, y_min, y_max) of the start grid (ij order)."""
     ax.imshow(b.labels.T, origin="lower", extent=extent, cmap="tab10", vmin=-3, vmax=6, interpolation="nearest", aspect="auto")
-    for i, c in enumerate(b.critical_points):
+    for c in b.critical_points:
         ax.plot(*c.point[:2], "k*" if c.kind == "minimum" else "kx")
     ax.set_xlabel("x")
     ax.set_ylabel("y")

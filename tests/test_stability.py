@@ -122,6 +122,17 @@ def test_attractor_region_matches_phase_diagram(landscape, cp, opt):
     np.testing.assert_array_equal(region0.contains(L[..., 0], R[..., 0])[clear[..., 0]], inside[..., 0][clear[..., 0]])
 
 
+def test_jury_conditions_reduce_to_the_closed_forms():
+    """Heavy ball: 1 − tr + det = ηD and 1 + tr + det = 2(1 + γ) − ηD; Nesterov: 2(1 + γ) − ηD(1 + 2γ)."""
+    eta, rho, gamma = st.ETA, st.RHO, st.GAMMA
+    for nest, upper in ((False, 2 * (1 + gamma) - eta * (2 + 4 * rho)), (True, 2 * (1 + gamma) - eta * (2 + 4 * rho) * (1 + 2 * gamma))):
+        J = st.exact_jacobian(SADDLE, (0, 0), sd.optim.usam(nesterov=nest))
+        block = J.extract([0, 2], [0, 2])  # the x-coordinate block: λ = 2, D = 2 + 4ρ
+        tr, det = block.trace(), block.det()
+        assert sp.expand(1 - tr + det - eta * (2 + 4 * rho)) == 0
+        assert sp.expand(1 + tr + det - upper) == 0
+
+
 # ---- 5. simulated runs agree with the classification on both sides of ρ* -------------------------
 
 @pytest.mark.parametrize("landscape, cp, lr", [(BEALE, BEALE_SADDLE, 0.01), (SADDLE, XY_SADDLE, 0.1)], ids=["beale", "x2-y2"])
@@ -239,11 +250,12 @@ def test_basins_double_well_and_sam_cycle():
     b = st.basins(f, sd.optim.gd(), sd.optim.hparams(lr=0.05), x0, 2000)
     want = np.where(xs < 0, idx[(-1.0, 0.0)], np.where(xs > 0, idx[(1.0, 0.0)], idx[(0.0, 0.0)]))
     np.testing.assert_array_equal(b.labels, np.broadcast_to(want[:, None], b.labels.shape))
-    assert not b.cycling.any()
+    assert not b.cycling.any() and np.all(b.period == 1)  # GD converges: fixed points
     # normalised SAM on x² − y² from the saddle's stable line y = 0: ends on the 2-cycle around the saddle
     starts = np.array([[[-3.0, 0.0], [2.0, 0.0], [1.0, 0.5]]])
     b = st.basins(SADDLE, sd.optim.sam(), sd.optim.hparams(lr=0.01, rho=0.5), starts, 3000)
-    assert b.labels[0, :2].tolist() == [0, 0] and b.cycling[0, :2].all()
+    assert b.labels[0, :2].tolist() == [0, 0] and b.period[0, :2].tolist() == [2, 2]
+    np.testing.assert_allclose(b.centre[0, :2], 0.0, atol=1e-12)  # the ±a·e_x cycle is centred on the saddle
     # from y0 = 0.5 the −y² direction wins long before x reaches the cycle: the run escapes (still finite)
     assert b.labels[0, 2] == st.UNSETTLED and not b.cycling[0, 2] and abs(b.final[0, 2, 1]) > 1e20
 

@@ -1035,7 +1035,7 @@ def basins(
         tol: distance to a critical point that counts as "there" (default 1e-3 × the domain's largest side).
         max_period: longest period looked for (≥ 1).
         cycle_tol: relative return tolerance ‖Tᵖz − z‖ ≤ cycle_tol·max(1, ‖z‖) (default 1e-9 in
-            float64, 1e-5 in float32: a float32 end state is rounded to ~1e-7).
+            float64, 1e-6 in float32: a float32 end state is rounded to ~6e-8).
         dtype, chunk_size: passed to ``simulate``.
 
     >>> import samdyn as sd
@@ -1057,7 +1057,7 @@ def basins(
     if not tol > 0:
         raise ValueError(f"basins: tol must be > 0, got {tol}")
     if cycle_tol is None:
-        cycle_tol = 1e-5 if dtype == "float32" else 1e-9
+        cycle_tol = 1e-6 if dtype == "float32" else 1e-9
     cps = landscape.critical_points()
     run = simulate(landscape, optimizer, hp, x0, steps, dtype=dtype, chunk_size=chunk_size)
     d = landscape.dim

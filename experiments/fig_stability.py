@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import samdyn as sd  # noqa: E402
+from samdyn import plotting  # noqa: E402
 from samdyn import stability as st  # noqa: E402
 
 OUT = Path(__file__).parent / "results"
@@ -34,7 +35,7 @@ def main():
     lr = np.linspace(1e-4, 0.05, 200)
     rho = np.linspace(0.0, 0.15, 200)
     pd = st.phase_diagram(sd.optim.usam(), f, saddle, lr, rho)
-    st.plot_phase_diagram(axes[0], pd)
+    plotting.phase_diagram(axes[0], pd)
     lam = 27.75
     rr = rho[rho > 0]
     axes[0].plot(2 / (lam + rr * lam**2), rr, "k--", lw=1, label="η(λ + ρλ²) = 2")
@@ -73,7 +74,7 @@ def main():
     ys = np.linspace(-0.6, 0.6, 121)
     x0 = np.stack(np.meshgrid(xs, ys, indexing="ij"), axis=-1)
     b = st.basins(h, sd.optim.sam(), sd.optim.hparams(lr=0.01, rho=0.5), x0, 2000, tol=0.05)
-    st.plot_basins(axes[2], b, extent=(xs[0], xs[-1], ys[0], ys[-1]))
+    plotting.basins(axes[2], b, extent=(xs[0], xs[-1], ys[0], ys[-1]))
     axes[2].set_title("SAM basins near the saddle of x² − y² + y⁴/4")
     labels, counts = np.unique(b.labels, return_counts=True)
     summary["basins_labels"] = {int(k): int(v) for k, v in zip(labels, counts)}

@@ -14,8 +14,8 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-from . import landscapes, noise, optim  # noqa: E402
+from . import landscapes, noise, optim, stability  # noqa: E402
 from .simulation import Run, simulate  # noqa: E402
 
-__all__ = ["landscapes", "noise", "optim", "simulate", "Run"]
+__all__ = ["landscapes", "noise", "optim", "stability", "simulate", "Run"]
 __version__ = "0.1.0"

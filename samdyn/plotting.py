@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+from matplotlib.colors import ListedColormap
 import numpy as np
 
-__all__ = ["contour", "trajectories", "save"]
+__all__ = ["contour", "trajectories", "phase_diagram", "basins", "save"]
 
 
 def contour(ax, landscape, *, resolution: int = 300, levels: int = 40, log: bool = True, domain=None, cmap="viridis"):
@@ -58,6 +59,27 @@ def trajectories(ax, paths, labels=None, *, start=None, colors=None, max_points:
         ax.plot(*start, "+", color="k", markersize=14, markeredgewidth=2, zorder=6)
     if labels is not None:
         ax.legend(loc="best", framealpha=0.9)
+    return ax
+
+
+def phase_diagram(ax, pd, *, momentum_index: int = 0, curve=None):
+    """Draw the kind of a ``stability.PhaseDiagram`` over (η, ρ) on ``ax`` (η on x, ρ on y); ``curve`` = (ηs, ρs) to overlay."""
+    cmap = ListedColormap(["#2c7bb6", "#fdae61", "#d7191c", "#7f7f7f"])
+    ax.pcolormesh(pd.lr, pd.rho, pd.kind[:, :, momentum_index].T, cmap=cmap, vmin=-0.5, vmax=3.5, shading="nearest")
+    if curve is not None:
+        ax.plot(*curve, "k--", lw=1)
+    ax.set_xlabel("learning rate η")
+    ax.set_ylabel("ρ")
+    return ax
+
+
+def basins(ax, b, extent):
+    """Draw the labels of a ``stability.Basins`` on ``ax``; ``extent`` = (x_min, x_max, y_min, y_max) of the start grid (ij order)."""
+    ax.imshow(b.labels.T, origin="lower", extent=extent, cmap="tab10", vmin=-3, vmax=6, interpolation="nearest", aspect="auto")
+    for c in b.critical_points:
+        ax.plot(*c.point[:2], "k*" if c.kind == "minimum" else "kx")
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
     return ax
 
 

@@ -1083,29 +1083,3 @@ def basins(
         labels.reshape(grid), period.reshape(grid), (period >= 2).reshape(grid), run.final, centre.reshape(grid + (d,)), cps,
         (~finite).reshape(grid),
     )
-
-
-# ---- small plot helpers (each takes a matplotlib Axes) -----------------------------------------
-
-
-def plot_phase_diagram(ax, pd: PhaseDiagram, *, momentum_index: int = 0, curve=None):
-    """Draw the kind of a PhaseDiagram over (η, ρ) on ``ax`` (η on x, ρ on y); ``curve`` = (ηs, ρs) to overlay."""
-    from matplotlib.colors import ListedColormap
-
-    cmap = ListedColormap(["#2c7bb6", "#fdae61", "#d7191c", "#7f7f7f"])
-    ax.pcolormesh(pd.lr, pd.rho, pd.kind[:, :, momentum_index].T, cmap=cmap, vmin=-0.5, vmax=3.5, shading="nearest")
-    if curve is not None:
-        ax.plot(*curve, "k--", lw=1)
-    ax.set_xlabel("learning rate η")
-    ax.set_ylabel("ρ")
-    return ax
-
-
-def plot_basins(ax, b: Basins, extent):
-    """Draw basin labels on ``ax``; ``extent`` = (x_min, x_max, y_min, y_max) of the start grid (ij order)."""
-    ax.imshow(b.labels.T, origin="lower", extent=extent, cmap="tab10", vmin=-3, vmax=6, interpolation="nearest", aspect="auto")
-    for c in b.critical_points:
-        ax.plot(*c.point[:2], "k*" if c.kind == "minimum" else "kx")
-    ax.set_xlabel("x")
-    ax.set_ylabel("y")
-    return ax

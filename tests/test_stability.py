@@ -6,6 +6,7 @@ import pytest
 import sympy as sp
 
 import samdyn as sd
+from samdyn import plotting
 from samdyn import stability as st
 
 BEALE = sd.landscapes.get("beale")
@@ -304,10 +305,10 @@ def test_plot_helpers_draw_the_data():
 
     pd = st.phase_diagram(sd.optim.usam(), SADDLE, XY_SADDLE, [0.05, 0.1, 0.2], [0.2, 0.4, 0.6, 0.8])
     fig, (a1, a2) = plt.subplots(1, 2)
-    st.plot_phase_diagram(a1, pd, curve=([0.05, 0.2], [0.5, 0.5]))
+    plotting.phase_diagram(a1, pd, curve=([0.05, 0.2], [0.5, 0.5]))
     np.testing.assert_array_equal(np.asarray(a1.collections[0].get_array()).reshape(4, 3), pd.kind[:, :, 0].T)
     b = st.basins(SADDLE, sd.optim.usam(), sd.optim.hparams(lr=0.1, rho=0.6), np.array([[[0.1, 0.1], [0.2, -0.1]]]), 500)
-    st.plot_basins(a2, b, extent=(0.1, 0.2, -0.1, 0.1))
+    plotting.basins(a2, b, extent=(0.1, 0.2, -0.1, 0.1))
     np.testing.assert_array_equal(a2.images[0].get_array(), b.labels.T)
     assert b.labels.tolist() == [[0, 0]]  # USAM above ρ* = 1/2: the saddle attracts
     plt.close(fig)

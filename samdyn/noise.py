@@ -220,7 +220,9 @@ class HessianNoise:
 
     def covariance_at(self, problem, point) -> np.ndarray:
         """The (d, d) noise covariance |H(point)|/B (or its positive part for ``psd="clip"``)."""
-        S = np.asarray(_psd_sqrt(jnp.asarray(_hessian_of(problem)(jnp.asarray(point, dtype=jnp.float64))), self.psd))
+        with jax.ensure_compile_time_eval():
+            H = _hessian_of(problem)(jnp.asarray(point, dtype=jnp.float64))
+            S = np.asarray(_psd_sqrt(jnp.asarray(H), self.psd))
         return S @ S / self.batch_size
 
     def sample(self, key, params, lanes):
@@ -231,10 +233,11 @@ class HessianNoise:
 
     def oracle(self, problem, draws):
         hess = _hessian_of(problem)
-        scale = 1.0 / np.sqrt(self.batch_size)
+        scale = float(1.0 / np.sqrt(self.batch_size))  # a Python float: weakly typed, keeps float32 runs float32
         fixed = None
         if self.at is not None:
-            fixed = np.asarray(_psd_sqrt(jnp.asarray(hess(jnp.asarray(self.at))), self.psd))
+            with jax.ensure_compile_time_eval():  # a constant, also when the oracle is built under jit
+                fixed = np.asarray(_psd_sqrt(jnp.asarray(hess(jnp.asarray(self.at))), self.psd))
 
         def pick(k):
             z = draws[_draw_index(k, self.independent)]

@@ -54,6 +54,7 @@ __all__ = [
     "minibatch",
     "least_squares",
     "centered_shifts",
+    "fast_normal",
 ]
 
 
@@ -73,6 +74,66 @@ def exact_oracle(problem) -> Callable:
 
 
 # ---- helpers ----------------------------------------------------------------------------------
+
+
+SAMPLERS = ("threefry", "fast")
+
+
+def _hash32(x):
+    """lowbias32 (C. Wellons): a bijective, well-avalanched 32-bit integer hash."""
+    x = x ^ (x >> 16)
+    x = x * jnp.uint32(0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = x * jnp.uint32(0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def _sincos_half(h):
+    """sin h, cos h for |h| ≤ π/2 (Taylor to degree 13/12: error < 6e-8, below float32 resolution)."""
+    h2 = h * h
+    s = h * (1 + h2 * (-1 / 6 + h2 * (1 / 120 + h2 * (-1 / 5040 + h2 * (1 / 362880 + h2 * (-1 / 39916800 + h2 * (1 / 6227020800)))))))
+    c = 1 + h2 * (-1 / 2 + h2 * (1 / 24 + h2 * (-1 / 720 + h2 * (1 / 40320 + h2 * (-1 / 3628800 + h2 * (1 / 479001600))))))
+    return s, c
+
+
+def fast_normal(key, shape, dtype=jnp.float32):
+    """Standard normals from a counter-based hash and Box–Muller, vectorisable on CPU.
+
+    The key's two 32-bit words seed a double ``lowbias32`` hash of the element counter (two 24-bit
+    uniforms per pair of normals); the angle's sine and cosine come from a half-angle polynomial,
+    avoiding the scalar libm calls that make ``jax.random.normal`` slow on CPU. Not cryptographic;
+    tested for moments, independence and normality (Kolmogorov–Smirnov) with fixed seeds. Each call
+    is a pure function of ``key``, so runs stay reproducible.
+
+    >>> z = fast_normal(jax.random.PRNGKey(0), (2, 3))
+    >>> z.shape, str(z.dtype)
+    ((2, 3), 'float32')
+    """
+    kd = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+    kd = kd.reshape(-1).astype(jnp.uint32)
+    k0, k1 = kd[0], kd[-1]
+    n = int(np.prod(shape))
+    c = jnp.arange((n + 1) // 2, dtype=jnp.uint32) * jnp.uint32(2)
+    a = _hash32(_hash32(c ^ k0) ^ k1)
+    b = _hash32(_hash32((c + jnp.uint32(1)) ^ k0) ^ k1)
+    u1 = ((a >> 8).astype(dtype) + 0.5) * (1.0 / 16777216.0)  # (0, 1)
+    h = ((b >> 8).astype(dtype) * (1.0 / 16777216.0) - 0.5) * np.pi  # half angle in [−π/2, π/2)
+    sn, cs = _sincos_half(h)
+    r = jnp.sqrt(-2.0 * jnp.log(u1))
+    z = jnp.concatenate([r * (2 * sn * cs), r * (cs * cs - sn * sn)])
+    return z[:n].reshape(shape)
+
+
+def _normal(sampler: str, key, shape, dtype):
+    if sampler == "fast":
+        return fast_normal(key, shape, dtype)
+    return jax.random.normal(key, shape, dtype=dtype)
+
+
+def _check_sampler(sampler, who):
+    if sampler not in SAMPLERS:
+        raise ValueError(f"{who}: sampler must be one of {SAMPLERS}, got {sampler!r}")
+    return sampler
 
 
 def _n_draws(independent: bool) -> int:
@@ -132,6 +193,7 @@ class Gaussian:
     std: float | None
     cov: np.ndarray | None
     independent: bool = False
+    sampler: str = "threefry"
 
     @property
     def factor(self) -> np.ndarray | None:
@@ -157,7 +219,7 @@ class Gaussian:
         k = _n_draws(self.independent)
         leaves, treedef = jax.tree.flatten(params)
         keys = jax.random.split(key, len(leaves))
-        z = [jax.random.normal(kk, (k,) + leaf.shape, dtype=leaf.dtype) for kk, leaf in zip(keys, leaves)]
+        z = [_normal(self.sampler, kk, (k,) + leaf.shape, leaf.dtype) for kk, leaf in zip(keys, leaves)]
         return jax.tree.unflatten(treedef, z)
 
     def oracle(self, problem, draws):
@@ -180,13 +242,15 @@ class Gaussian:
         return _counting(pick)
 
 
-def gaussian(std=None, cov=None, *, independent: bool = False) -> Gaussian:
+def gaussian(std=None, cov=None, *, independent: bool = False, sampler: str = "threefry") -> Gaussian:
     """Additive Gaussian noise: ``g̃(w) = ∇f(w) + ξ``, ξ ~ N(0, std² I) or N(0, cov), fresh each step.
 
     Args:
         std: isotropic standard deviation (≥ 0), in gradient units.
         cov: a (d, d) positive semi-definite covariance (give exactly one of ``std``, ``cov``).
         independent: SAM's two gradients get independent draws (default: the same ξ enters both).
+        sampler: ``"threefry"`` (``jax.random.normal``) or ``"fast"`` (:func:`fast_normal`, ~2× faster
+            on CPU; for throughput runs).
 
     >>> m = gaussian(std=0.1)
     >>> m.covariance(2).tolist()
@@ -194,12 +258,13 @@ def gaussian(std=None, cov=None, *, independent: bool = False) -> Gaussian:
     """
     if (std is None) == (cov is None):
         raise ValueError("gaussian: give exactly one of std= or cov=")
+    sampler = _check_sampler(sampler, "gaussian")
     if std is not None:
         std = float(std)
         if not np.isfinite(std) or std < 0:
             raise ValueError(f"gaussian: std must be finite and >= 0, got {std!r}")
-        return Gaussian(std, None, bool(independent))
-    return Gaussian(None, _check_matrix_psd(cov, "gaussian"), bool(independent))
+        return Gaussian(std, None, bool(independent), sampler)
+    return Gaussian(None, _check_matrix_psd(cov, "gaussian"), bool(independent), sampler)
 
 
 # ---- Hessian-shaped (Kim et al.) ----------------------------------------------------------------
@@ -213,6 +278,7 @@ class HessianNoise:
     psd: str = "abs"
     at: np.ndarray | None = None
     independent: bool = False
+    sampler: str = "threefry"
 
     def check(self, problem, d: int):
         if self.at is not None and self.at.shape != (d,):
@@ -229,7 +295,7 @@ class HessianNoise:
         k = _n_draws(self.independent)
         if not isinstance(params, jax.Array) and not hasattr(params, "shape"):
             raise TypeError("hessian noise: parameters must be one array of shape (d, lanes)")
-        return jax.random.normal(key, (k,) + params.shape, dtype=params.dtype)
+        return _normal(self.sampler, key, (k,) + params.shape, params.dtype)
 
     def oracle(self, problem, draws):
         hess = _hessian_of(problem)
@@ -251,7 +317,7 @@ class HessianNoise:
         return _counting(pick)
 
 
-def hessian(batch_size, *, psd: str = "abs", at=None, independent: bool = False) -> HessianNoise:
+def hessian(batch_size, *, psd: str = "abs", at=None, independent: bool = False, sampler: str = "threefry") -> HessianNoise:
     """Hessian-shaped noise: ``g̃(x) = ∇f(x) + S(x) z / √B``, z ~ N(0, I), ``S = |H(x)|^{1/2}``.
 
     The covariance is ``|H(x)|/B`` at the point where the gradient is evaluated (for SAM's second
@@ -269,6 +335,7 @@ def hessian(batch_size, *, psd: str = "abs", at=None, independent: bool = False)
         psd: ``"abs"`` or ``"clip"``.
         at: optional point of shape (d,).
         independent: independent draws for SAM's two gradients (default: shared draw).
+        sampler: ``"threefry"`` or ``"fast"`` (see :func:`gaussian`).
     """
     B = float(batch_size) if not isinstance(batch_size, bool) else float("nan")
     if not np.isfinite(B) or B <= 0:
@@ -279,7 +346,7 @@ def hessian(batch_size, *, psd: str = "abs", at=None, independent: bool = False)
         at = np.asarray(at, dtype=np.float64)
         if at.ndim != 1 or not np.all(np.isfinite(at)):
             raise ValueError(f"hessian: at= must be a finite point of shape (d,), got {at!r}")
-    return HessianNoise(B, psd, at, bool(independent))
+    return HessianNoise(B, psd, at, bool(independent), _check_sampler(sampler, "hessian"))
 
 
 # ---- finite sums and minibatches ---------------------------------------------------------------

@@ -191,3 +191,35 @@ def test_least_squares_minibatch_sgd_converges_to_the_solution_region():
     run = sd.simulate(fs, sd.optim.sam(), sd.optim.hparams(lr=0.1, rho=0.01), np.zeros((64, 2)), 400,
                       noise=noise.minibatch(5, data=fs), key=0)
     assert np.abs(run.final - w_star).max() < 0.02
+
+
+# ---- the fast sampler ----------------------------------------------------------------------------
+
+
+def test_fast_normal_is_standard_normal():
+    import scipy.stats
+
+    z = np.asarray(noise.fast_normal(jax.random.PRNGKey(3), (2, 200001), jnp.float64))
+    assert z.shape == (2, 200001)
+    sample_cov_check(z.T, np.eye(2))  # mean 0, unit variance, rows uncorrelated
+    assert scipy.stats.kstest(z.ravel(), "norm").pvalue > 1e-3
+    # different keys give uncorrelated streams; the same key the same bits
+    z2 = np.asarray(noise.fast_normal(jax.random.fold_in(jax.random.PRNGKey(3), 1), (2, 200001), jnp.float64))
+    prod = z[0] * z2[0]
+    assert abs(prod.mean()) < Z_BAND * prod.std() / np.sqrt(prod.size)
+    np.testing.assert_array_equal(z, np.asarray(noise.fast_normal(jax.random.PRNGKey(3), (2, 200001), jnp.float64)))
+    assert noise.fast_normal(jax.random.PRNGKey(0), (3,)).dtype == jnp.float32
+    with pytest.raises(ValueError, match="sampler"):
+        noise.gaussian(std=1.0, sampler="mersenne")
+
+
+def test_fast_sampler_in_simulate_matches_the_exact_linear_moments():
+    from samdyn import diffusion
+
+    H = np.diag([2.0, -1.0])
+    C = np.array([[1.0, 0.3], [0.3, 0.5]])
+    f = sd.landscapes.get("quadratic", eigenvalues=(2, -1))
+    hp = sd.optim.hparams(lr=0.05, rho=0.3, momentum=0.5)
+    run = sd.simulate(f, sd.optim.usam(), hp, np.zeros((20000, 2)), 30, noise=noise.gaussian(cov=C, sampler="fast"), key=4)
+    lm = diffusion.linear_moments(sd.optim.usam(), H, C, hp, 30)
+    sample_cov_check(run.final, lm.cov[-1])

@@ -29,10 +29,12 @@ bin width (choose ``loss_edges`` accordingly); a quantile that falls in the unde
 NaN.
 
 Memory: per chunk, the state is ``O(chunk · d)`` and the records ``O(T · (d² + bins))`` with
-``T = steps // every``; the host keeps ``n_chunks · T · (d + d²)`` float64 sums per setting and one
-int32 per particle and event. E.g. 10⁶ particles × 10⁴ steps in 2-D with ``every=10`` and 64 bins:
-245 chunks × 1000 × 6 × 8 B ≈ 12 MB of sums plus ~0.3 GB of histograms is the worst case, well
-inside 1 GiB.
+``T = steps // every``; the host keeps ``n_chunks · T · (d + d²)`` float64 sums per setting, running
+integer totals (counts, histogram), the final positions (d floats per particle) and one int32 per
+particle and event. E.g. 10⁶ particles × 10⁴ steps in 2-D with ``every=10`` and 65 bins: 245 chunks
+× 1000 × 6 × 8 B ≈ 12 MB of sums, 0.5 MB of histogram, 16 MB of final positions and 8 MB of exit
+steps — the compiled program and JAX dominate (see ``experiments/bench_stochastic.py`` for the
+measured peak RSS).
 """
 
 from __future__ import annotations
@@ -338,6 +340,9 @@ def stats_runner(problem, opt, noise, steps: int, every: int, has_radius: bool, 
     return jax.jit(run_chunk)
 
 
+LANE_KEYS = ("final", "diverged_at", "exit_at", "cross_at")
+
+
 def run_particles(problem, opt, noise, hp_np: HParams, hp_shape, x0, steps, every, spec: StatsSpec, particles: int,
                   chunk: int, first_chunk: int, seed: int, dtype: str) -> dict:
     """Host loop of a stats run (called by ``simulate`` after validation). Returns arrays for Run."""
@@ -354,7 +359,7 @@ def run_particles(problem, opt, noise, hp_np: HParams, hp_shape, x0, steps, ever
     radius = jnp.asarray(spec.radius or 0.0, dtype=jd)
     level = jnp.asarray(spec.level or 0.0, dtype=jd)
     edges = jnp.asarray(spec.loss_edges if n_edges else (0.0,), dtype=jd)
-    per_setting = []
+    per_setting, per_setting_totals = [], []
     refs = []
     for s in range(n_hp * n_x):
         ih, ix = divmod(s, n_x)
@@ -365,33 +370,39 @@ def run_particles(problem, opt, noise, hp_np: HParams, hp_shape, x0, steps, ever
         hp_c = HParams(*(jnp.full((chunk,), leaf[ih], dtype=jd) for leaf in hp_flat))
         x_c = jnp.asarray(np.repeat(x_flat[ix][:, None], chunk, axis=1), dtype=jd)
         ref_j = jnp.asarray(ref, dtype=jd)
-        outs = []
+        outs, totals = [], {}
         for c in range(n_chunks):
             n_valid = min(chunk, particles - c * chunk)
             valid = jnp.arange(chunk) < n_valid
             out = jax.device_get(
                 runner(x_c, hp_c, ref_j, valid, radius, level, edges, jnp.uint32(seed), jnp.uint32(first_chunk + c))
             )
-            outs.append((out, n_valid))
+            # integer counts add exactly in any order: keep running totals; float sums stay per chunk
+            for name in ("count", "hist", "exited", "crossed"):
+                if name in out:
+                    totals[name] = totals.get(name, 0) + np.asarray(out.pop(name), dtype=np.int64)
+            outs.append({k: v[..., :n_valid] if k in LANE_KEYS else v for k, v in out.items()})
         per_setting.append(outs)
+        per_setting_totals.append(totals)
 
     def stack(name, lanes=False):
         rows = []
         for outs in per_setting:
             if lanes:
-                rows.append(np.concatenate([o[name][..., :nv] for o, nv in outs], axis=-1))
+                rows.append(np.concatenate([o[name] for o in outs], axis=-1))
             else:
-                rows.append(np.stack([o[name] for o, _ in outs]))
+                rows.append(np.stack([o[name] for o in outs]))
         arr = np.stack(rows)
+        return arr.reshape(settings_shape + arr.shape[1:])
+
+    def total(name):
+        arr = np.stack([t[name] for t in per_setting_totals])
         return arr.reshape(settings_shape + arr.shape[1:])
 
     T = steps // every
     s1 = stack("s1").astype(np.float64)  # (*S, C, T, d)
     s2 = stack("s2").astype(np.float64)
-    count = stack("count").astype(np.int64).sum(axis=-2)
-
-    def total(name):
-        return stack(name).astype(np.int64).sum(axis=-2 if name != "hist" else -3)
+    count = total("count")
 
     stats = ParticleStats(
         times=every * np.arange(1, T + 1),

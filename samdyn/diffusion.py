@@ -20,9 +20,26 @@ Lyapunov equation ``P = M P Mᵀ + Q`` (``scipy.linalg.solve_discrete_lyapunov``
 **Normalised SAM is not linear** (its ascent is ``ρ g/‖g‖``). Its linear model here is USAM with
 the normalisation frozen at a gradient scale ``ν``: ``ρ_eff = ρ / ν``. By default ``ν² = tr C =
 E‖ξ‖²``, the mean squared gradient norm *at* the critical point, where the noise dominates the
-gradient (then ``E[ξξᵀ]/ν²`` equals ``E[ξξᵀ/‖ξ‖²]`` for isotropic noise). Kim et al. (2023) make
-the same move: their SAM diffusion uses the USAM form ``∇L(w + ρ∇L(w))`` (their Theorem 1 and the
-SDE after it). Pass ``grad_norm=`` to choose ``ν``.
+gradient (then ``E[ξξᵀ]/ν²`` equals ``E[ξξᵀ/‖ξ‖²]`` for isotropic noise). Kim et al.'s Theorem 1
+likewise analyses the unnormalised form ``∇L(w + ρ∇L(w))``. Pass ``grad_norm=`` to choose ``ν``.
+How good the model is, measured (40 000 particles of the real normalised SAM from the saddle point
+of ½(2x² − y²), η = 0.05, 30 steps; standard error of Var y ≈ 0.7 %; GD gives Var y = 0.1078
+(C = 0.25 I) and 0.0431 (C = diag(1, 0.1))):
+
+    =============  ====  ===========  ==========  ============
+    noise C        ρ     draws        Var y (MC)  Var y model
+    =============  ====  ===========  ==========  ============
+    0.25 I         0.05  same         0.0853      0.0809
+    0.25 I         0.05  independent  0.0966      0.0942
+    0.25 I         0.2   same         0.0398      0.0321
+    0.25 I         0.2   independent  0.0730      0.0673
+    diag(1, 0.1)   0.05  same         0.0338      0.0356
+    diag(1, 0.1)   0.2   same         0.0155      0.0195
+    diag(1, 0.1)   0.2   independent  0.0289      0.0308
+    =============  ====  ===========  ==========  ============
+
+Right in sign and ordering, off by 2–25 %: the exact statements (tests) are for GD and USAM, and
+for the real normalised SAM the tests check the ordering by Monte Carlo.
 
 **Continuous time (Kim et al. 2023, Theorems 2–3, after Xie et al. 2021).** With ``t = kη`` (k steps)
 and momentum ``γ`` the weak first-order SDE of the map along an eigendirection ``(λ, u)`` of H with
@@ -431,8 +448,10 @@ def escape_times(problem, opt: Optimizer, point, *, radius: float, lr: float, rh
     Returns:
         A dict of NumPy arrays ready to plot: ``rho`` (R,), ``momentum`` (M,), ``batch_size`` (Bn,),
         ``times`` (T,) and, with shape (R, M, Bn, …): ``survival`` (…, T) = fraction still inside,
-        ``exit_step`` (…, particles) = first exit step (−1: never), ``mean_exit`` / ``median_exit``
-        (over escaped particles, NaN if none), ``fraction_escaped``, ``msd`` (…, T).
+        ``exit_step`` (…, particles) = first exit step (−1: never), ``median_exit`` (over all
+        particles, never-escaped ones counted as +∞; NaN when fewer than half escaped),
+        ``mean_exit`` (conditional on escaping; NaN if none did), ``fraction_escaped``,
+        ``msd`` (…, T) = E‖w − point‖².
     """
     from .simulation import simulate
     from .streaming import particle_stats
@@ -463,12 +482,13 @@ def escape_times(problem, opt: Optimizer, point, *, radius: float, lr: float, rh
         times = st.times
     res = {k: np.stack(v, axis=2) for k, v in out.items()}
     ex = res["exit_step"].astype(np.float64)
-    ex = np.where(ex >= 0, ex, np.nan)
-    escaped = np.isfinite(ex)
+    escaped = ex >= 0
     res["fraction_escaped"] = escaped.mean(axis=-1)
+    # the median over all particles, never-escaped ones counting as +∞ (NaN when fewer than half escaped)
+    med = np.median(np.where(escaped, ex, np.inf), axis=-1)
+    res["median_exit"] = np.where(np.isfinite(med), med, np.nan)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: settings where nobody escaped
-        res["mean_exit"] = np.nanmean(ex, axis=-1)
-        res["median_exit"] = np.nanmedian(ex, axis=-1)
+        warnings.simplefilter("ignore", RuntimeWarning)  # settings where nobody escaped
+        res["mean_exit"] = np.nanmean(np.where(escaped, ex, np.nan), axis=-1)
     res.update(rho=rho, momentum=momentum, batch_size=batches, times=times)
     return res

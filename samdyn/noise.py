@@ -39,6 +39,7 @@ import dataclasses
 from typing import Any, Callable, Protocol
 
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 
@@ -136,6 +137,26 @@ def _check_sampler(sampler, who):
     return sampler
 
 
+def _lane_size(params):
+    """(D, dtype): the number of scalars per particle in a cloud whose leaves are (*shape, lanes).
+
+    Draws are one array of shape (k, D, lanes) whatever the cloud's layout (a (d, lanes) array or a
+    tuple of d (lanes,) arrays), so the same model works with every simulator layout.
+    """
+    leaves = jax.tree.leaves(params)
+    if not leaves:
+        raise TypeError("noise: the particle cloud has no array leaves")
+    return sum(int(np.prod(leaf.shape[:-1])) for leaf in leaves), leaves[0].dtype
+
+
+def _add_flat(g, n):
+    """g + n for a gradient pytree g of one particle and a flat noise vector n of its total size."""
+    if isinstance(g, (jax.Array, np.ndarray)):
+        return g + n.reshape(g.shape).astype(g.dtype)
+    flat, unravel = jax.flatten_util.ravel_pytree(g)
+    return unravel(flat + n.astype(flat.dtype))
+
+
 def _n_draws(independent: bool) -> int:
     return 2 if independent else 1
 
@@ -216,28 +237,16 @@ class Gaussian:
         self.covariance(d)
 
     def sample(self, key, params, lanes):
-        k = _n_draws(self.independent)
-        leaves, treedef = jax.tree.flatten(params)
-        keys = jax.random.split(key, len(leaves))
-        z = [_normal(self.sampler, kk, (k,) + leaf.shape, leaf.dtype) for kk, leaf in zip(keys, leaves)]
-        return jax.tree.unflatten(treedef, z)
+        D, dtype = _lane_size(params)
+        return _normal(self.sampler, key, (_n_draws(self.independent), D, lanes), dtype)
 
     def oracle(self, problem, draws):
-        if self.cov is not None:
-            L = self.factor
-
-            def noise_of(z):
-                return jnp.asarray(L, dtype=z.dtype) @ z
-        else:
-            std = self.std
-
-            def noise_of(z):
-                return std * z
+        L = self.factor
 
         def pick(k):
-            i = _draw_index(k, self.independent)
-            xi = jax.tree.map(lambda z: noise_of(z[i]), draws)
-            return lambda params: jax.tree.map(jnp.add, problem.grad(params), xi)
+            z = draws[_draw_index(k, self.independent)]  # (D,)
+            xi = jnp.asarray(L, dtype=z.dtype) @ z if L is not None else self.std * z
+            return lambda params: _add_flat(problem.grad(params), xi)
 
         return _counting(pick)
 
@@ -292,10 +301,8 @@ class HessianNoise:
         return S @ S / self.batch_size
 
     def sample(self, key, params, lanes):
-        k = _n_draws(self.independent)
-        if not isinstance(params, jax.Array) and not hasattr(params, "shape"):
-            raise TypeError("hessian noise: parameters must be one array of shape (d, lanes)")
-        return _normal(self.sampler, key, (k,) + params.shape, params.dtype)
+        D, dtype = _lane_size(params)
+        return _normal(self.sampler, key, (_n_draws(self.independent), D, lanes), dtype)
 
     def oracle(self, problem, draws):
         hess = _hessian_of(problem)
@@ -429,9 +436,9 @@ def least_squares(X, y, *, name: str = "least_squares") -> FiniteSum:
 
 
 def centered_shifts(n: int, d: int, std: float = 1.0, seed: int = 0) -> np.ndarray:
-    """``n`` Gaussian shift vectors of dimension ``d``, re-centred so that ``Σ ξᵢ = 0`` exactly enough.
+    """``n`` Gaussian shift vectors of dimension ``d``, re-centred so that ``Σ ξᵢ = 0`` (to rounding).
 
-    >>> abs(centered_shifts(10, 2).sum(axis=0)).max() < 1e-12
+    >>> bool(abs(centered_shifts(10, 2).sum(axis=0)).max() < 1e-12)
     True
     """
     xi = np.random.default_rng(seed).normal(scale=std, size=(n, d))

@@ -280,9 +280,15 @@ class ParticleStats:
 def stats_runner(problem, opt, noise, steps: int, every: int, has_radius: bool, has_level: bool, n_edges: int):
     """The jitted chunk program of a stats run (cached per configuration)."""
 
+    # Inside the scan a particle is a tuple of d scalars (a tuple of d (chunk,) arrays for the
+    # chunk): the optimizer's global norm is then a sum over leaves, elementwise, and XLA fuses a
+    # whole step into one loop over the chunk. The problem and the noise oracle see (d,) arrays.
+    def split(x):
+        return tuple(x[i] for i in range(x.shape[0]))
+
     def lane_step(w, state, hp, draws):
-        grad_fn = problem.grad if noise is None else noise.oracle(problem, draws)
-        return opt.step(grad_fn, w, state, hp)
+        grad = problem.grad if noise is None else noise.oracle(problem, draws)
+        return opt.step(lambda v: split(grad(jnp.stack(v))), w, state, hp)
 
     batched_step = jax.vmap(lane_step, in_axes=(-1, -1, 0, -1), out_axes=-1)
     lane_loss = jax.vmap(problem.loss, in_axes=-1)
@@ -297,14 +303,14 @@ def stats_runner(problem, opt, noise, steps: int, every: int, has_radius: bool, 
             w, state, diverged_at, exit_at, cross_at = carry
             draws = None if noise is None else noise.sample(jax.random.fold_in(chunk_key, t), w, lanes)
             w, state, _ = batched_step(w, state, hp, draws)
-            finite = jnp.all(jnp.isfinite(w), axis=0)
+            finite = functools.reduce(jnp.logical_and, [jnp.isfinite(c) for c in w])
             t32 = jnp.asarray(t, jnp.int32)
             diverged_at = jnp.where((diverged_at < 0) & ~finite, t32, diverged_at)
             if has_radius:
-                inside = jnp.sum((w - ref[:, None]) ** 2, axis=0) <= radius**2
-                exit_at = jnp.where((exit_at < 0) & ~inside, t32, exit_at)
+                dist2 = functools.reduce(jnp.add, [(c - ref[i]) ** 2 for i, c in enumerate(w)])
+                exit_at = jnp.where((exit_at < 0) & ~(dist2 <= radius**2), t32, exit_at)
             if has_level:
-                cross_at = jnp.where((cross_at < 0) & (lane_loss(w) <= level), t32, cross_at)
+                cross_at = jnp.where((cross_at < 0) & (lane_loss(jnp.stack(w)) <= level), t32, cross_at)
             return (w, state, diverged_at, exit_at, cross_at)
 
         def advance_from(first):
@@ -314,7 +320,7 @@ def stats_runner(problem, opt, noise, steps: int, every: int, has_radius: bool, 
             start = b * every
             carry = jax.lax.fori_loop(0, every - 1, advance_from(start + 1), carry)
             carry = advance(carry, start + every)
-            w = carry[0]
+            w = jnp.stack(carry[0])  # (d, lanes)
             ok = valid & jnp.all(jnp.isfinite(w), axis=0)
             y = jnp.where(ok[None, :], (w - ref[:, None]).astype(acc), 0.0)
             rec = {
@@ -331,11 +337,12 @@ def stats_runner(problem, opt, noise, steps: int, every: int, has_radius: bool, 
                 rec["crossed"] = jnp.sum((valid & (carry[4] >= 0)).astype(jnp.int32))
             return carry, rec
 
-        carry = (x, opt.init(x), never, never, never)
+        w0 = split(x)
+        carry = (w0, opt.init(w0), never, never, never)
         carry, recs = jax.lax.scan(block, carry, jnp.arange(steps // every))
         carry = jax.lax.fori_loop(0, steps - (steps // every) * every, advance_from((steps // every) * every + 1), carry)
         w, state, diverged_at, exit_at, cross_at = carry
-        return {"final": w, "diverged_at": diverged_at, "exit_at": exit_at, "cross_at": cross_at, **recs}
+        return {"final": jnp.stack(w), "diverged_at": diverged_at, "exit_at": exit_at, "cross_at": cross_at, **recs}
 
     return jax.jit(run_chunk)
 

@@ -223,3 +223,16 @@ def test_fast_sampler_in_simulate_matches_the_exact_linear_moments():
     run = sd.simulate(f, sd.optim.usam(), hp, np.zeros((20000, 2)), 30, noise=noise.gaussian(cov=C, sampler="fast"), key=4)
     lm = diffusion.linear_moments(sd.optim.usam(), H, C, hp, 30)
     sample_cov_check(run.final, lm.cov[-1])
+
+
+@pytest.mark.parametrize("make", [lambda: noise.gaussian(cov=[[1.0, 0.4], [0.4, 0.5]]), lambda: noise.hessian(3),
+                                  lambda: noise.minibatch(2, noise.centered_shifts(5, 2))])
+def test_draws_do_not_depend_on_the_cloud_layout(make):
+    """A (d, lanes) array and a tuple of d (lanes,) arrays (the per-coordinate layout) get the same draws."""
+    m = make()
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 16)))
+    key = jax.random.PRNGKey(9)
+    a, b = m.sample(key, x, 16), m.sample(key, (x[0], x[1]), 16)
+    np.testing.assert_array_equal(a, b)
+    g = jax.vmap(lambda dr, w: m.oracle(SADDLE, dr)(w), in_axes=(-1, -1))(a, x)
+    assert g.shape == (16, 2) and np.all(np.isfinite(np.asarray(g)))

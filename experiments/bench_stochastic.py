@@ -10,7 +10,8 @@ JAX runs both ``jax.random.normal`` (threefry) and ``noise.fast_normal`` (``samp
 the exact-gradient step (no random numbers) for the cost breakdown. Also records the peak resident memory of a streaming-statistics run with 10⁶ particles.
 
 Usage: python experiments/bench_stochastic.py [--particles 100000] [--steps 1000] [--reps 3]
-Writes experiments/results/bench_stochastic.json.
+Writes experiments/results/bench_stochastic.json. The memory target (10⁶ particles × 10⁴ steps):
+python experiments/bench_stochastic.py --memory-only --memory-steps 10000
 """
 
 from __future__ import annotations
@@ -95,7 +96,16 @@ def main():
     ap.add_argument("--chunk", type=int, default=4096)
     ap.add_argument("--memory-particles", type=int, default=1_000_000)
     ap.add_argument("--memory-steps", type=int, default=1000)
+    ap.add_argument("--memory-only", action="store_true",
+                    help="only the peak-RSS run; writes results/bench_stochastic_memory.json")
     args = ap.parse_args()
+    if args.memory_only:
+        memory = peak_rss_child(args.memory_particles, args.memory_steps)
+        print(f"memory: {memory}")
+        path = os.path.join(os.path.dirname(__file__), "results", "bench_stochastic_memory.json")
+        with open(path, "w") as fh:
+            json.dump({**memory, "load_average_1_5_15min": os.getloadavg()}, fh, indent=2)
+        return
     P, T = args.particles, args.steps
     f = sd.landscapes.get(LANDSCAPE)
     hp = sd.optim.hparams(lr=LR, rho=RHO, dtype="float32")

@@ -70,6 +70,10 @@ class Run:
         hp: the hyperparameters broadcast to ``hp_shape`` (NumPy leaves).
         batch_shape: ``hp_shape + x0_batch``.
         steps, dtype, chunk_size, seed: how it was run.
+        stats: :class:`samdyn.streaming.ParticleStats` of a many-particle run (``stats=``), else
+            None; then ``batch_shape`` ends with the particle axis, ``final`` is
+            ``(*batch_shape, d)``, ``times`` are the statistics' record steps and
+            ``final_momentum`` is None.
     """
 
     final: np.ndarray

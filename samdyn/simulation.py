@@ -70,6 +70,10 @@ class Run:
         hp: the hyperparameters broadcast to ``hp_shape`` (NumPy leaves).
         batch_shape: ``hp_shape + x0_batch``.
         steps, dtype, chunk_size, seed: how it was run.
+        stats: :class:`samdyn.streaming.ParticleStats` of a many-particle run (``stats=``), else
+            None; then ``batch_shape`` ends with the particle axis, ``final`` is
+            ``(*batch_shape, d)``, ``times`` are the statistics' record steps and
+            ``final_momentum`` is None.
     """
 
     final: np.ndarray
@@ -85,6 +89,7 @@ class Run:
     dtype: str
     chunk_size: int
     seed: int
+    stats: Any = None  # ParticleStats of a many-particle run (``simulate(..., stats=...)``), else None
 
 
 class _FunctionProblem:
@@ -150,6 +155,9 @@ def simulate(
     reference=None,
     dtype: str = "float64",
     chunk_size: int | None = None,
+    stats=None,
+    particles: int | None = None,
+    first_chunk: int = 0,
 ) -> Run:
     """Run ``opt`` on ``problem`` from every ``x0`` under every hyperparameter setting in ``hp``.
 
@@ -170,6 +178,14 @@ def simulate(
         reference: point for ``"distance"``, shape ``(d,)``.
         dtype: ``"float64"`` (analysis) or ``"float32"`` (throughput).
         chunk_size: particles per compiled call (default min(batch, 4096)).
+        stats: a :func:`samdyn.streaming.particle_stats` spec: run ``particles`` noisy copies of
+            every setting and compute statistics over them inside the scan (``Run.stats``, a
+            :class:`samdyn.streaming.ParticleStats`; ``every`` sets the record times). Then
+            ``final`` has shape ``(*batch_shape, particles, d)`` and ``record``/``observe`` must be
+            left at their defaults.
+        particles: number of particles per setting (stats mode only).
+        first_chunk: index of this call's first chunk (stats mode): particles
+            ``first_chunk·chunk_size …`` so that runs split over calls merge bit-identically.
 
     Returns:
         A :class:`Run`.
@@ -211,6 +227,11 @@ def simulate(
 
     hp_np = HParams(*(np.asarray(leaf, dtype=np.float64) for leaf in hp))
     hp_shape = np.broadcast_shapes(*(leaf.shape for leaf in hp_np))
+    if noise is not None and hasattr(noise, "check"):
+        noise.check(problem, d)
+    if stats is not None or particles is not None:
+        return _simulate_stats(problem, opt, noise, hp_np, hp_shape, x0, steps, every, record, obs, stats,
+                               particles, first_chunk, chunk_size, seed, dtype)
     x0_batch = x0.shape[:-1]
     n_hp, n_x = math.prod(hp_shape), math.prod(x0_batch)
     n = n_hp * n_x
@@ -341,3 +362,41 @@ def _runner(problem, opt: Optimizer, noise, steps: int, every: int, keep_traject
         return {"final": _join(w), "momentum": _join(state.momentum), "diverged_at": diverged_at, **recs}
 
     return jax.jit(run_chunk)
+
+
+def _simulate_stats(problem, opt, noise, hp_np, hp_shape, x0, steps, every, record, obs, stats, particles,
+                    first_chunk, chunk_size, seed, dtype) -> Run:
+    """The many-particle branch of :func:`simulate` (see :mod:`samdyn.streaming`)."""
+    from .streaming import StatsSpec, run_particles
+
+    if not isinstance(stats, StatsSpec):
+        raise TypeError(f"simulate: stats must be samdyn.streaming.particle_stats(...), got {stats!r}")
+    particles = _check_int("particles", particles, 1) if particles is not None else None
+    if particles is None:
+        raise ValueError("simulate: stats= needs particles=<number of particles per setting>")
+    if record != "final" or obs:
+        raise ValueError("simulate: with stats= keep record='final' and observe=() (statistics replace records)")
+    first_chunk = _check_int("first_chunk", first_chunk, 0)
+    d = x0.shape[-1]
+    if stats.reference is not None and len(stats.reference) != d:
+        raise ValueError(f"simulate: stats reference has {len(stats.reference)} coordinates, the problem has {d}")
+    chunk = min(particles, DEFAULT_CHUNK) if chunk_size is None else _check_int("chunk_size", chunk_size, 1)
+    out = run_particles(problem, opt, noise, hp_np, hp_shape, x0, steps, every, stats, particles, chunk,
+                        first_chunk, seed, dtype)
+    batch_shape = out["settings_shape"]
+    return Run(
+        final=out["final"],
+        trajectory=None,
+        times=out["stats"].times,
+        observables={},
+        diverged=out["diverged_at"] >= 0,
+        diverged_at=out["diverged_at"],
+        final_momentum=None,
+        hp=HParams(*(np.broadcast_to(leaf, hp_shape) for leaf in hp_np)),
+        batch_shape=batch_shape,
+        steps=steps,
+        dtype=dtype,
+        chunk_size=chunk,
+        seed=seed,
+        stats=out["stats"],
+    )

@@ -14,8 +14,12 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-from . import landscapes, noise, optim, stability  # noqa: E402
+from . import diffusion, landscapes, noise, optim, stability, streaming  # noqa: E402
 from .simulation import Run, simulate  # noqa: E402
+from .streaming import ParticleStats, particle_stats  # noqa: E402
 
-__all__ = ["landscapes", "noise", "optim", "stability", "simulate", "Run"]
+__all__ = [
+    "diffusion", "landscapes", "noise", "optim", "stability", "streaming",
+    "simulate", "Run", "particle_stats", "ParticleStats",
+]
 __version__ = "0.1.0"

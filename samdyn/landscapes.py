@@ -188,10 +188,12 @@ class Landscape:
                 higher dimension; at most ~20 000 starts). Ignored for quadratic expressions,
                 which are solved exactly.
         """
-        return self._critical_points(starts_per_dim)
+        cache = self.__dict__.setdefault("_critical_points_cache", {})
+        if starts_per_dim not in cache:
+            cache[starts_per_dim] = self._find_critical_points(starts_per_dim)
+        return cache[starts_per_dim]
 
-    @functools.lru_cache(maxsize=4)
-    def _critical_points(self, starts_per_dim):
+    def _find_critical_points(self, starts_per_dim):
         poly = sp.Poly(self.expr, *self.symbols) if self.expr.is_polynomial(*self.symbols) else None
         if poly is not None and poly.total_degree() <= 2:
             points = self._solve_linear()

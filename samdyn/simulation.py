@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .optim import HParams, Optimizer, StepInfo, hparams as make_hparams
+from .optim import HParams, Optimizer, hparams as make_hparams
 
 __all__ = ["Run", "simulate", "OBSERVABLES"]
 
@@ -253,28 +253,21 @@ def simulate(
         x_flat = np.concatenate([x_flat, np.repeat(x_flat[:1], pad, axis=0)])
         hp_flat = HParams(*(np.concatenate([leaf, np.repeat(leaf[:1], pad)]) for leaf in hp_flat))
 
-    runner = _runner(problem, opt, noise, steps, every, record == "trajectory", obs)
-    # Chunks go round-robin to every local device (several CPU "devices" with XLA_FLAGS
-    # --xla_force_host_platform_device_count=N use N cores), at most two per device in flight.
-    devices = jax.local_devices()
-    outs, pending = [], []
-    for c in range(n_chunks):
-        sl = slice(c * chunk, (c + 1) * chunk)
-        args = (x_flat[sl].T.astype(dtype), HParams(*(leaf[sl].astype(dtype) for leaf in hp_flat)), ref.astype(dtype),
-                np.uint32(seed), np.uint32(c))  # x: (d, chunk), particles last
-        pending.append(runner(*jax.device_put(args, devices[c % len(devices)])))
-        if len(pending) >= 2 * len(devices):
-            outs.append(jax.device_get(pending.pop(0)))
-    outs.extend(jax.device_get(pending))
+    runner = _runner(problem, opt, noise, steps, every, _Trajectories(record == "trajectory", obs))
+    chunk_args = (
+        (x_flat[sl].T.astype(dtype), HParams(*(leaf[sl].astype(dtype) for leaf in hp_flat)), {"ref": ref.astype(dtype)},
+         np.uint32(seed), np.uint32(c))  # x: (d, chunk), particles last
+        for c, sl in ((c, slice(c * chunk, (c + 1) * chunk)) for c in range(n_chunks))
+    )
+    outs = _run_chunks(runner, chunk_args)
 
     def gather(name, lane_axis):
         arr = np.concatenate([o[name] for o in outs], axis=lane_axis)
         arr = np.moveaxis(arr, lane_axis, 0)[:n]
         return arr.reshape(hp_shape + x0_batch + arr.shape[1:])
 
+    # records come stacked as (T, ..., lanes): gathered, they are (*batch, T, ...)
     trajectory = gather("trajectory", -1) if record == "trajectory" else None
-    if trajectory is not None:
-        trajectory = np.swapaxes(trajectory, -1, -2)  # (..., d, T) -> (..., T, d)
     observables = {item[0]: gather(item[0], -1) for item in obs}
     diverged_at = gather("diverged_at", 0)
     return Run(
@@ -294,6 +287,23 @@ def simulate(
     )
 
 
+def _run_chunks(runner, chunk_args) -> list:
+    """Run ``runner(*args)`` for each chunk's args and fetch the results, in order.
+
+    Chunks go round-robin to every local device (on CPU, XLA_FLAGS
+    ``--xla_force_host_platform_device_count=N`` makes N devices), with at most two per device in
+    flight, so host memory holds only a few chunks' inputs beyond the results.
+    """
+    devices = jax.local_devices()
+    outs, pending = [], []
+    for c, args in enumerate(chunk_args):
+        pending.append(runner(*jax.device_put(args, devices[c % len(devices)])))
+        if len(pending) >= 2 * len(devices):
+            outs.append(jax.device_get(pending.pop(0)))
+    outs.extend(jax.device_get(pending))
+    return outs
+
+
 def _split(x):
     """(d, ...) array -> tuple of d arrays (the per-coordinate layout used inside the scan)."""
     return tuple(x[i] for i in range(x.shape[0]))
@@ -304,39 +314,78 @@ def _join(w):
     return jnp.stack(w)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Trajectories:
+    """Recorder of the plain path: the trajectory and per-particle observables at record times.
+
+    A recorder tells :func:`_runner` what to carry and keep besides the particles (hashable, static):
+    ``n_records(steps, every)``; ``init(lanes, args)`` → extra per-lane carry;
+    ``on_step(problem, extra, w, t, args)`` → extra after step ``t``; ``record(problem, w, info, extra,
+    args)`` → dict of arrays for one record time; ``finish(extra)`` → dict of final outputs. ``w`` is
+    the particle cloud in the per-coordinate layout (a tuple of d arrays of shape (lanes,)), ``info``
+    the step's :class:`~samdyn.optim.StepInfo` batched over lanes, ``args`` the chunk's traced inputs.
+    """
+
+    keep_trajectory: bool
+    obs: tuple
+
+    def n_records(self, steps, every):
+        return steps // every if (self.keep_trajectory or self.obs) else 0
+
+    def init(self, lanes, args):
+        return ()
+
+    def on_step(self, problem, extra, w, t, args):
+        return extra
+
+    def record(self, problem, w, info, extra, args):
+        def lane_observe(w, info, ref):
+            return {name: fn(w, info) if custom else fn(problem, w, info, ref) for name, fn, custom in self.obs}
+
+        w = _join(w)
+        info = info._replace(perturbed=_join(info.perturbed))
+        rec = jax.vmap(lane_observe, in_axes=(-1, -1, None), out_axes=-1)(w, info, args["ref"]) if self.obs else {}
+        if self.keep_trajectory:
+            rec["trajectory"] = w
+        return rec
+
+    def finish(self, extra):
+        return {}
+
+
 @functools.lru_cache(maxsize=128)
-def _runner(problem, opt: Optimizer, noise, steps: int, every: int, keep_trajectory: bool, obs: tuple):
-    """The jitted chunk program for one configuration (cached: same inputs, same compiled code)."""
+def _runner(problem, opt: Optimizer, noise, steps: int, every: int, recorder):
+    """The jitted chunk program ``run_chunk(x, hp, args, seed, chunk_index)`` for one configuration.
+
+    ``x`` is the chunk's initial cloud, shape (d, lanes); ``hp`` has leaves of shape (lanes,);
+    ``args`` is the recorder's dict of traced inputs. Step ``t`` (1-based) draws its noise with
+    ``fold_in(fold_in(fold_in(PRNGKey(seed), chunk_index), 0), t)``. Cached: the same configuration
+    reuses the same compiled code.
+    """
 
     # Inside the scan a particle is a tuple of d scalars, not a (d,) vector: under vmap every leaf
     # is then a (chunk,) array, the optimizer's global norm is a sum over leaves (elementwise, no
-    # reduction) and XLA fuses a whole step into one loop over the chunk.
+    # reduction) and XLA fuses a whole step into one loop over the chunk. The problem and the noise
+    # oracle still see (d,) arrays.
     def lane_step(w, state, hp, draws):
         grad = problem.grad if noise is None else noise.oracle(problem, draws)
         return opt.step(lambda v: _split(grad(_join(v))), w, state, hp)
 
     batched_step = jax.vmap(lane_step, in_axes=(-1, -1, 0, -1), out_axes=-1)
+    n_rec = recorder.n_records(steps, every)
 
-    def lane_observe(w, info, ref):
-        w = _join(w)
-        info = info._replace(perturbed=_join(info.perturbed))
-        return {name: fn(w, info) if custom else fn(problem, w, info, ref) for name, fn, custom in obs}
-
-    batched_observe = jax.vmap(lane_observe, in_axes=(-1, -1, None), out_axes=-1)
-
-    def run_chunk(x, hp, ref, seed, chunk_index):
+    def run_chunk(x, hp, args, seed, chunk_index):
         chunk_key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(seed), chunk_index), 0)
         lanes = x.shape[-1]
 
         def advance(carry, t):
-            w, state, diverged_at = carry
+            w, state, diverged_at, extra = carry
             draws = None if noise is None else noise.sample(jax.random.fold_in(chunk_key, t), _join(w), lanes)
             w, state, info = batched_step(w, state, hp, draws)
-            finite = functools.reduce(
-                jnp.logical_and, [jnp.all(jnp.isfinite(leaf), axis=tuple(range(leaf.ndim - 1))) for leaf in jax.tree.leaves(w)]
-            )
+            finite = functools.reduce(jnp.logical_and, [jnp.isfinite(c) for c in w])
             diverged_at = jnp.where((diverged_at < 0) & ~finite, jnp.asarray(t, jnp.int32), diverged_at)
-            return (w, state, diverged_at), info
+            extra = recorder.on_step(problem, extra, w, t, args)
+            return (w, state, diverged_at, extra), info
 
         def advance_from(first):
             """Body for fori_loop(0, k): step number first + i."""
@@ -346,20 +395,15 @@ def _runner(problem, opt: Optimizer, noise, steps: int, every: int, keep_traject
             start = b * every
             carry = jax.lax.fori_loop(0, every - 1, advance_from(start + 1), carry)
             carry, info = advance(carry, start + every)
-            rec = batched_observe(carry[0], info, ref) if obs else {}
-            if keep_trajectory:
-                rec["trajectory"] = _join(carry[0])
-            return carry, rec
+            return carry, recorder.record(problem, carry[0], info, carry[3], args)
 
         w0 = _split(x)
-        carry = (w0, opt.init(w0), jnp.full((lanes,), -1, dtype=jnp.int32))
-        n_rec = steps // every if (keep_trajectory or obs) else 0
+        carry = (w0, opt.init(w0), jnp.full((lanes,), -1, dtype=jnp.int32), recorder.init(lanes, args))
         carry, recs = jax.lax.scan(block, carry, jnp.arange(n_rec)) if n_rec else (carry, {})
         carry = jax.lax.fori_loop(0, steps - n_rec * every, advance_from(n_rec * every + 1), carry)
-        w, state, diverged_at = carry
-        # records come stacked as (T, ..., lanes): move time next to the lane axis -> (..., T, lanes)
-        recs = {k: jnp.moveaxis(v, 0, -2) for k, v in recs.items()}
-        return {"final": _join(w), "momentum": _join(state.momentum), "diverged_at": diverged_at, **recs}
+        w, state, diverged_at, extra = carry
+        out = {"final": _join(w), "momentum": _join(state.momentum), "diverged_at": diverged_at}
+        return {**out, **recorder.finish(extra), **recs}
 
     return jax.jit(run_chunk)
 

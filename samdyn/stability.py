@@ -71,8 +71,6 @@ __all__ = [
     "usam_edge",
     "sam_edge",
     "basins",
-    "plot_phase_diagram",
-    "plot_basins",
 ]
 
 #: Kinds of a hyperbolic / non-hyperbolic fixed point or cycle; ``PhaseDiagram.kind`` codes index it.

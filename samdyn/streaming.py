@@ -42,13 +42,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .optim import HParams
+from .simulation import _run_chunks, _runner
 
 __all__ = ["StatsSpec", "ParticleStats", "particle_stats"]
 
@@ -276,75 +276,55 @@ class ParticleStats:
         )
 
 
-@functools.lru_cache(maxsize=64)
-def stats_runner(problem, opt, noise, steps: int, every: int, has_radius: bool, has_level: bool, n_edges: int):
-    """The jitted chunk program of a stats run (cached per configuration)."""
+@dataclasses.dataclass(frozen=True)
+class _Statistics:
+    """Recorder for ``simulation._runner`` (see ``simulation._Trajectories`` for the protocol):
+    per-particle first exit / crossing steps in the carry, particle sums at every record time.
 
-    # Inside the scan a particle is a tuple of d scalars (a tuple of d (chunk,) arrays for the
-    # chunk): the optimizer's global norm is then a sum over leaves, elementwise, and XLA fuses a
-    # whole step into one loop over the chunk. The problem and the noise oracle see (d,) arrays.
-    def split(x):
-        return tuple(x[i] for i in range(x.shape[0]))
+    ``args``: ``ref`` (d,), ``valid`` (lanes,) bool (padding lanes are False), ``radius``, ``level``
+    (scalars) and ``edges`` (histogram edges).
+    """
 
-    def lane_step(w, state, hp, draws):
-        grad = problem.grad if noise is None else noise.oracle(problem, draws)
-        return opt.step(lambda v: split(grad(jnp.stack(v))), w, state, hp)
+    has_radius: bool
+    has_level: bool
+    n_edges: int
 
-    batched_step = jax.vmap(lane_step, in_axes=(-1, -1, 0, -1), out_axes=-1)
-    lane_loss = jax.vmap(problem.loss, in_axes=-1)
-    acc = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+    def n_records(self, steps, every):
+        return steps // every
 
-    def run_chunk(x, hp, ref, valid, radius, level, edges, seed, chunk_index):
-        chunk_key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(seed), chunk_index), 0)
-        lanes = x.shape[-1]
+    def init(self, lanes, args):
         never = jnp.full((lanes,), -1, dtype=jnp.int32)
+        return {"exit_at": never, "cross_at": never}
 
-        def advance(carry, t):
-            w, state, diverged_at, exit_at, cross_at = carry
-            draws = None if noise is None else noise.sample(jax.random.fold_in(chunk_key, t), w, lanes)
-            w, state, _ = batched_step(w, state, hp, draws)
-            finite = functools.reduce(jnp.logical_and, [jnp.isfinite(c) for c in w])
-            t32 = jnp.asarray(t, jnp.int32)
-            diverged_at = jnp.where((diverged_at < 0) & ~finite, t32, diverged_at)
-            if has_radius:
-                dist2 = functools.reduce(jnp.add, [(c - ref[i]) ** 2 for i, c in enumerate(w)])
-                exit_at = jnp.where((exit_at < 0) & ~(dist2 <= radius**2), t32, exit_at)
-            if has_level:
-                cross_at = jnp.where((cross_at < 0) & (lane_loss(jnp.stack(w)) <= level), t32, cross_at)
-            return (w, state, diverged_at, exit_at, cross_at)
+    def on_step(self, problem, extra, w, t, args):
+        t32 = jnp.asarray(t, jnp.int32)
+        exit_at, cross_at = extra["exit_at"], extra["cross_at"]
+        if self.has_radius:
+            dist2 = functools.reduce(jnp.add, [(c - args["ref"][i]) ** 2 for i, c in enumerate(w)])
+            exit_at = jnp.where((exit_at < 0) & ~(dist2 <= args["radius"] ** 2), t32, exit_at)
+        if self.has_level:
+            loss = jax.vmap(problem.loss, in_axes=-1)(jnp.stack(w))
+            cross_at = jnp.where((cross_at < 0) & (loss <= args["level"]), t32, cross_at)
+        return {"exit_at": exit_at, "cross_at": cross_at}
 
-        def advance_from(first):
-            return lambda i, carry: advance(carry, first + i)
+    def record(self, problem, w, info, extra, args):
+        acc = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+        w = jnp.stack(w)  # (d, lanes)
+        valid, ref = args["valid"], args["ref"]
+        ok = valid & jnp.all(jnp.isfinite(w), axis=0)
+        y = jnp.where(ok[None, :], (w - ref[:, None]).astype(acc), 0.0)
+        rec = {"count": jnp.sum(ok.astype(jnp.int32)), "s1": jnp.sum(y, axis=1), "s2": y @ y.T}
+        if self.n_edges:
+            idx = jnp.searchsorted(args["edges"], jax.vmap(problem.loss, in_axes=-1)(w), side="right")
+            rec["hist"] = jnp.zeros((self.n_edges + 1,), jnp.int32).at[idx].add(ok.astype(jnp.int32))
+        if self.has_radius:
+            rec["exited"] = jnp.sum((valid & (extra["exit_at"] >= 0)).astype(jnp.int32))
+        if self.has_level:
+            rec["crossed"] = jnp.sum((valid & (extra["cross_at"] >= 0)).astype(jnp.int32))
+        return rec
 
-        def block(carry, b):
-            start = b * every
-            carry = jax.lax.fori_loop(0, every - 1, advance_from(start + 1), carry)
-            carry = advance(carry, start + every)
-            w = jnp.stack(carry[0])  # (d, lanes)
-            ok = valid & jnp.all(jnp.isfinite(w), axis=0)
-            y = jnp.where(ok[None, :], (w - ref[:, None]).astype(acc), 0.0)
-            rec = {
-                "count": jnp.sum(ok.astype(jnp.int32)),
-                "s1": jnp.sum(y, axis=1),
-                "s2": y @ y.T,
-            }
-            if n_edges:
-                idx = jnp.searchsorted(edges, lane_loss(w), side="right")
-                rec["hist"] = jnp.zeros((n_edges + 1,), jnp.int32).at[idx].add(ok.astype(jnp.int32))
-            if has_radius:
-                rec["exited"] = jnp.sum((valid & (carry[3] >= 0)).astype(jnp.int32))
-            if has_level:
-                rec["crossed"] = jnp.sum((valid & (carry[4] >= 0)).astype(jnp.int32))
-            return carry, rec
-
-        w0 = split(x)
-        carry = (w0, opt.init(w0), never, never, never)
-        carry, recs = jax.lax.scan(block, carry, jnp.arange(steps // every))
-        carry = jax.lax.fori_loop(0, steps - (steps // every) * every, advance_from((steps // every) * every + 1), carry)
-        w, state, diverged_at, exit_at, cross_at = carry
-        return {"final": jnp.stack(w), "diverged_at": diverged_at, "exit_at": exit_at, "cross_at": cross_at, **recs}
-
-    return jax.jit(run_chunk)
+    def finish(self, extra):
+        return dict(extra)
 
 
 LANE_KEYS = ("final", "diverged_at", "exit_at", "cross_at")
@@ -361,35 +341,36 @@ def run_particles(problem, opt, noise, hp_np: HParams, hp_shape, x0, steps, ever
     x_flat = x0.reshape(n_x, d)
     n_chunks = -(-particles // chunk)
     n_edges = 0 if spec.loss_edges is None else len(spec.loss_edges)
-    runner = stats_runner(problem, opt, noise, steps, every, spec.radius is not None, spec.level is not None, n_edges)
-    jd = jnp.dtype(dtype)
-    radius = jnp.asarray(spec.radius or 0.0, dtype=jd)
-    level = jnp.asarray(spec.level or 0.0, dtype=jd)
-    edges = jnp.asarray(spec.loss_edges if n_edges else (0.0,), dtype=jd)
+    recorder = _Statistics(spec.radius is not None, spec.level is not None, n_edges)
+    runner = _runner(problem, opt, noise, steps, every, recorder)
+    cast = np.dtype(dtype).type
+    radius, level = cast(spec.radius or 0.0), cast(spec.level or 0.0)
+    edges = np.asarray(spec.loss_edges if n_edges else (0.0,), dtype=dtype)
+    refs = [np.asarray(spec.reference if spec.reference is not None else x_flat[s % n_x], dtype=np.float64)
+            for s in range(n_hp * n_x)]
+
+    def chunk_args():
+        for s in range(n_hp * n_x):
+            ih, ix = divmod(s, n_x)
+            hp_c = HParams(*(np.full((chunk,), leaf[ih], dtype=dtype) for leaf in hp_flat))
+            x_c = np.repeat(x_flat[ix][:, None], chunk, axis=1).astype(dtype)
+            for c in range(n_chunks):
+                args = {"ref": refs[s].astype(dtype), "valid": np.arange(chunk) < particles - c * chunk,
+                        "radius": radius, "level": level, "edges": edges}
+                yield x_c, hp_c, args, np.uint32(seed), np.uint32(first_chunk + c)
+
+    outs = _run_chunks(runner, chunk_args())
     per_setting, per_setting_totals = [], []
-    refs = []
     for s in range(n_hp * n_x):
-        ih, ix = divmod(s, n_x)
-        ref = np.asarray(spec.reference if spec.reference is not None else x_flat[ix], dtype=np.float64)
-        if ref.shape != (d,):
-            raise ValueError(f"simulate: stats reference must have shape ({d},), got {ref.shape}")
-        refs.append(ref)
-        hp_c = HParams(*(jnp.full((chunk,), leaf[ih], dtype=jd) for leaf in hp_flat))
-        x_c = jnp.asarray(np.repeat(x_flat[ix][:, None], chunk, axis=1), dtype=jd)
-        ref_j = jnp.asarray(ref, dtype=jd)
-        outs, totals = [], {}
-        for c in range(n_chunks):
+        rows, totals = [], {}
+        for c, out in enumerate(outs[s * n_chunks : (s + 1) * n_chunks]):
             n_valid = min(chunk, particles - c * chunk)
-            valid = jnp.arange(chunk) < n_valid
-            out = jax.device_get(
-                runner(x_c, hp_c, ref_j, valid, radius, level, edges, jnp.uint32(seed), jnp.uint32(first_chunk + c))
-            )
             # integer counts add exactly in any order: keep running totals; float sums stay per chunk
             for name in ("count", "hist", "exited", "crossed"):
                 if name in out:
                     totals[name] = totals.get(name, 0) + np.asarray(out.pop(name), dtype=np.int64)
-            outs.append({k: v[..., :n_valid] if k in LANE_KEYS else v for k, v in out.items()})
-        per_setting.append(outs)
+            rows.append({k: v[..., :n_valid] if k in LANE_KEYS else v for k, v in out.items()})
+        per_setting.append(rows)
         per_setting_totals.append(totals)
 
     def stack(name, lanes=False):

@@ -131,7 +131,7 @@ def extreme_eigs(loss: Callable[[Any], Any], params, k: int = 1, *, m: int | Non
     >>> round(float(lo[0]), 6), round(float(hi[0]), 6)
     (-6.0, 2.0)
     """
-    matvec, n, dtype = _flat_hvp(loss, params)
+    _, n, dtype = _flat_hvp(loss, params)
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"extreme_eigs: k must be a positive int, got {k!r}")
     if k > n:
@@ -143,14 +143,15 @@ def extreme_eigs(loss: Callable[[Any], Any], params, k: int = 1, *, m: int | Non
         raise ValueError(f"extreme_eigs: k={k} exceeds the Krylov dimension m={m}")
     if isinstance(key, int):
         key = jax.random.PRNGKey(key)
-    ritz = lanczos(matvec, n, m, key, dtype)
+    # one compiled program per call (eager op-by-op dispatch of the loop is much slower)
+    ritz = jax.jit(lambda p, key: lanczos(_flat_hvp(loss, p)[0], n, m, key, dtype))(params, key)
     return ritz[:k], ritz[::-1][:k]
 
 
 def dense_hessian(loss: Callable[[Any], Any], params):
     """The dense Hessian of ``loss`` on the raveled parameters, shape ``(n, n)`` (small models)."""
     flat, unravel = ravel_pytree(params)
-    return jax.hessian(lambda v: loss(unravel(v)))(flat)
+    return jax.jit(jax.hessian(lambda v: loss(unravel(v))))(flat)
 
 
 def dense_eigvalsh(loss: Callable[[Any], Any], params):
@@ -161,4 +162,4 @@ def dense_eigvalsh(loss: Callable[[Any], Any], params):
     [-1.0, 1.0]
     """
     h = dense_hessian(loss, params)
-    return jnp.linalg.eigvalsh(0.5 * (h + h.T))
+    return jax.jit(lambda h: jnp.linalg.eigvalsh(0.5 * (h + h.T)))(h)

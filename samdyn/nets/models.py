@@ -30,7 +30,8 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-__all__ = ["Model", "ACTIVATIONS", "mlp", "cnn1d", "square_toy", "deep_linear", "loss_fn", "accuracy"]
+__all__ = ["Model", "ACTIVATIONS", "mlp", "cnn1d", "conv1d", "square_toy", "deep_linear", "loss_fn", "accuracy", "loss_from_outputs",
+           "accuracy_from_outputs"]
 
 #: Activation functions by name.
 ACTIVATIONS: dict[str, Callable] = {
@@ -125,7 +126,7 @@ def mlp(in_dim: int, widths: tuple = (100, 100), out_dim: int = 10, activation: 
     def apply(params, x):
         h = x.reshape(x.shape[0], -1).astype(params[0]["w"].dtype)
         for i, layer in enumerate(params):
-            h = h @ layer["w"] + layer["b"]
+            h = h @ layer["w"] + layer["b"][None, :]
             if i < len(params) - 1:
                 h = act(h)
         return h
@@ -136,6 +137,29 @@ def mlp(in_dim: int, widths: tuple = (100, 100), out_dim: int = 10, activation: 
 
 def _conv_len(length, kernel, stride, padding):
     return (length + 2 * padding - kernel) // stride + 1
+
+
+def conv1d(h, w, stride: int = 2, padding: int = 1):
+    """1-D cross-correlation (PyTorch's ``Conv1d`` without bias) by im2col and one contraction.
+
+    Equal to ``lax.conv_general_dilated(h, w, (stride,), [(padding, padding)],
+    dimension_numbers=("NCH", "OIH", "NCH"))`` (a test checks it) but about 4× faster on CPU for
+    MNIST-1D's shapes, forward and backward.
+
+    Args:
+        h: inputs ``(N, C_in, L)``.
+        w: kernels ``(C_out, C_in, K)``.
+        stride, padding: as in PyTorch (zero padding on both sides).
+
+    Returns:
+        ``(N, C_out, L_out)`` with ``L_out = (L + 2·padding − K) // stride + 1``.
+    """
+    kernel = w.shape[-1]
+    out_len = _conv_len(h.shape[-1], kernel, stride, padding)
+    padded = jnp.pad(h, ((0, 0), (0, 0), (padding, padding)))
+    span = stride * (out_len - 1) + 1
+    patches = jnp.stack([padded[:, :, k:k + span:stride] for k in range(kernel)], axis=2)  # (N, C, K, L_out)
+    return jnp.einsum("nckl,ock->nol", patches, w)
 
 
 @functools.cache
@@ -175,11 +199,9 @@ def cnn1d(in_len: int = 40, channels: int = 25, out_dim: int = 10, activation: s
     def apply(params, x):
         h = x.reshape(x.shape[0], 1, -1).astype(params[0]["w"].dtype)
         for layer in params[:-1]:
-            h = jax.lax.conv_general_dilated(h, layer["w"], window_strides=(2,), padding=[(1, 1)],
-                                             dimension_numbers=("NCH", "OIH", "NCH"))
-            h = act(h + layer["b"][None, :, None])
+            h = act(conv1d(h, layer["w"], stride=2, padding=1) + layer["b"][None, :, None])
         h = h.reshape(h.shape[0], -1)
-        return h @ params[-1]["w"] + params[-1]["b"]
+        return h @ params[-1]["w"] + params[-1]["b"][None, :]
 
     options = (("in_len", in_len), ("channels", channels), ("out_dim", out_dim), ("activation", activation))
     return Model(init, apply, "classification", (in_len,), out_dim, f"cnn1d-{channels}", options)
@@ -248,18 +270,32 @@ def deep_linear(in_dim: int, hidden: int, out_dim: int, depth: int = 2, init_sca
     return Model(init, apply, "regression", (in_dim,), out_dim, f"deep-linear-{depth}", options)
 
 
-def loss_fn(model: Model, params, x, y):
-    """Mean loss of ``model`` on a batch: cross-entropy (integer ``y``) or ½‖f(x) − y‖² (scalar)."""
-    out = model.apply(params, x)
-    if model.task == "classification":
+def loss_from_outputs(task: str, out, y):
+    """Mean loss given the network's outputs ``out`` ``(N, out_dim)``: cross-entropy or ½‖out − y‖²."""
+    if task == "classification":
         logp = jax.nn.log_softmax(out, axis=-1)
         return -jnp.mean(jnp.take_along_axis(logp, y[:, None].astype(jnp.int32), axis=-1))
     return 0.5 * jnp.mean(jnp.sum(jnp.square(out - y.reshape(out.shape).astype(out.dtype)), axis=-1))
 
 
-def accuracy(model: Model, params, x, y):
-    """Fraction of correct argmax predictions (classification); NaN for regression."""
-    out = model.apply(params, x)
-    if model.task != "classification":
+def accuracy_from_outputs(task: str, out, y):
+    """Fraction of correct argmax predictions given the outputs; NaN for regression."""
+    if task != "classification":
         return jnp.full((), jnp.nan, out.dtype)
     return jnp.mean((jnp.argmax(out, axis=-1) == y).astype(out.dtype))
+
+
+def loss_fn(model: Model, params, x, y):
+    """Mean loss of ``model`` on a batch: cross-entropy (integer ``y``) or ½‖f(x) − y‖² (scalar).
+
+    >>> import jax.numpy as jnp
+    >>> net = deep_linear(1, 1, 1, depth=2)
+    >>> float(loss_fn(net, [jnp.ones((1, 1)), 2 * jnp.ones((1, 1))], jnp.ones((2, 1)), jnp.zeros((2, 1))))
+    2.0
+    """
+    return loss_from_outputs(model.task, model.apply(params, x), y)
+
+
+def accuracy(model: Model, params, x, y):
+    """Fraction of correct argmax predictions (classification); NaN for regression."""
+    return accuracy_from_outputs(model.task, model.apply(params, x), y)

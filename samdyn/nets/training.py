@@ -39,7 +39,7 @@ from jax.flatten_util import ravel_pytree
 from .. import hessian as _hessian
 from ..optim import HParams, Optimizer, hparams as make_hparams, tree_norm
 from .datasets import Dataset
-from .models import Model, accuracy, loss_fn
+from .models import Model, accuracy_from_outputs, loss_fn, loss_from_outputs
 
 __all__ = ["TrainResult", "train", "run_keys", "minibatch_indices", "RECORDS"]
 
@@ -141,65 +141,69 @@ def _check_data(model: Model, data: Dataset):
 
 
 @functools.lru_cache(maxsize=64)
-def _runner(model: Model, opt: Optimizer, steps: int, batch_size: int, every: int, hess_every: int,
-            hess_k: int, hess_m: int):
-    """The jitted program for one configuration: ``(hp_runs, keys, data…) -> results`` (cached)."""
-    n_rec = steps // every
+def _runner(model: Model, opt: Optimizer, batch_size: int, n_blocks: int, hess: bool, hess_k: int, hess_m: int):
+    """The jitted program for one configuration (cached): every run, ``n_blocks`` record blocks.
 
-    def one_run(hp, key, x, y, x_eval, y_eval, x_test, y_test, x_hess, y_hess, dtype_probe):
+    Step counts are traced (``every``, ``last`` = steps in the final block, ``hess_every``), so
+    runs of different lengths with the same number of records share one compiled program; the
+    optimizer step is traced once (one loop body).
+    """
+
+    def one_run(hp, key, counts, x, y, x_eval, y_eval, x_test, y_test, x_hess, y_hess):
+        every, last, hess_every = counts
         init_key, data_key, hess_key = key
-        params0 = model.init(init_key, dtype_probe.dtype)
+        params0 = model.init(init_key, x.dtype)
         n = x.shape[0]
+        per_epoch = n // batch_size
 
-        def advance(carry, t):
-            params, state, diverged_at = carry
-            idx = minibatch_indices(data_key, t - 1, n, batch_size)
+        def advance(t, carry):
+            params, state, diverged_at, perm, _ = carry
+            # the epoch's permutation, drawn once per epoch: the indices equal minibatch_indices(t - 1)
+            s = t - 1
+            perm = jax.lax.cond(s % per_epoch == 0,
+                                lambda: jax.random.permutation(jax.random.fold_in(data_key, s // per_epoch), n),
+                                lambda: perm)
+            idx = jax.lax.dynamic_slice(perm, ((s % per_epoch) * batch_size,), (batch_size,))
             xb, yb = x[idx], y[idx]
             grad_fn = jax.grad(lambda p: loss_fn(model, p, xb, yb))
             params, state, info = opt.step(grad_fn, params, state, hp)
             finite = jnp.all(jnp.isfinite(ravel_pytree(params)[0]))
             diverged_at = jnp.where((diverged_at < 0) & ~finite, t.astype(jnp.int32), diverged_at)
-            return (params, state, diverged_at), info
+            return params, state, diverged_at, perm, (info.grad_norm, info.cosine)
 
-        def steps_from(first):
-            return lambda i, carry: advance(carry, first + i)[0]
+        def split_metrics(params, xs, ys):
+            out = model.apply(params, xs)
+            return loss_from_outputs(model.task, out, ys), accuracy_from_outputs(model.task, out, ys)
 
-        def observe(params, info, b):
-            rec = {
-                "train_loss": loss_fn(model, params, x_eval, y_eval),
-                "train_acc": accuracy(model, params, x_eval, y_eval),
-                "test_loss": loss_fn(model, params, x_test, y_test),
-                "test_acc": accuracy(model, params, x_test, y_test),
-                "grad_norm": info.grad_norm,
-                "cosine": info.cosine,
-                "distance": tree_norm(jax.tree.map(jnp.subtract, params, params0)),
-                "param_norm": tree_norm(params),
-            }
-            if hess_every:
+        def observe(params, step_info, due):
+            rec = {"grad_norm": step_info[0], "cosine": step_info[1],
+                   "distance": tree_norm(jax.tree.map(jnp.subtract, params, params0)),
+                   "param_norm": tree_norm(params)}
+            rec["train_loss"], rec["train_acc"] = split_metrics(params, x_eval, y_eval)
+            rec["test_loss"], rec["test_acc"] = split_metrics(params, x_test, y_test)
+            if hess:
                 def eigs(p):
-                    lo, hi = _hessian.extreme_eigs(lambda q: loss_fn(model, q, x_hess, y_hess), p, hess_k,
-                                                   m=hess_m, key=hess_key)
-                    return lo, hi
+                    return _hessian.extreme_eigs(lambda q: loss_fn(model, q, x_hess, y_hess), p, hess_k,
+                                                 m=hess_m, key=hess_key)
 
                 def skip(p):
-                    nan = jnp.full((hess_k,), jnp.nan, dtype_probe.dtype)
+                    nan = jnp.full((hess_k,), jnp.nan, x.dtype)
                     return nan, nan
 
-                due = ((b + 1) * every) % hess_every == 0
                 rec["eig_low"], rec["eig_high"] = jax.lax.cond(due, eigs, skip, params)
             return rec
 
         def block(carry, b):
             start = b * every
-            carry = jax.lax.fori_loop(0, every - 1, steps_from(start + 1), carry)
-            carry, info = advance(carry, start + every)
-            return carry, observe(carry[0], info, b)
+            length = jnp.where(b < n_blocks - 1, every, last)
+            carry = jax.lax.fori_loop(start + 1, start + length + 1, advance, carry)
+            due = ((start + length) % hess_every == 0) & (length == every)
+            return carry, observe(carry[0], carry[4], due)
 
-        carry = (params0, opt.init(params0), jnp.asarray(-1, jnp.int32))
-        carry, recs = jax.lax.scan(block, carry, jnp.arange(n_rec))
-        carry = jax.lax.fori_loop(0, steps - n_rec * every, steps_from(n_rec * every + 1), carry)
-        params, _, diverged_at = carry
-        return {"params": params, "diverged_at": diverged_at, **recs}
+        nan = jnp.full((), jnp.nan, x.dtype)
+        carry = (params0, opt.init(params0), jnp.asarray(-1, jnp.int32), jnp.zeros_like(jnp.arange(n)), (nan, nan))
+        carry, recs = jax.lax.scan(block, carry, jnp.arange(n_blocks))
+        return {"params": carry[0], "diverged_at": carry[2], **recs}
 
     batched = jax.vmap(one_run, in_axes=(0, 0) + (None,) * 9)
     return jax.jit(batched)
@@ -293,22 +297,24 @@ def train(model: Model, data: Dataset, optimizer: Optimizer, hp, steps: int, bat
         return jnp.asarray(a, dtype=jnp.int32 if model.task == "classification" else dtype)
 
     arrays = (cast_x(data.x_train), cast_y(data.y_train), cast_x(data.x_train[:n_eval]), cast_y(data.y_train[:n_eval]),
-              cast_x(data.x_test), cast_y(data.y_test), cast_x(data.x_train[:n_hess]), cast_y(data.y_train[:n_hess]),
-              jnp.zeros((), dtype))
-    fn = _runner(model, optimizer, steps, batch_size, every, hess_every, hess_k, hess_m)
-    out = jax.device_get(fn(runs_hp, runs_keys, *arrays))
+              cast_x(data.x_test), cast_y(data.y_test), cast_x(data.x_train[:n_hess]), cast_y(data.y_train[:n_hess]))
+    n_rec, rem = divmod(steps, every)
+    n_blocks = n_rec + (rem > 0)
+    counts = (jnp.asarray(every), jnp.asarray(rem if rem else every), jnp.asarray(hess_every or 1))
+    fn = _runner(model, optimizer, batch_size, n_blocks, bool(hess_every), hess_k, hess_m)
+    out = jax.device_get(fn(runs_hp, runs_keys, counts, *arrays))
 
     batch_shape = tuple(hp_shape) + (n_seeds,)
 
     def shaped(a):
         return np.asarray(a).reshape(batch_shape + np.shape(a)[1:])
 
-    n_rec = steps // every
     times = every * np.arange(1, n_rec + 1)
-    records = {name: shaped(out[name]) for name in RECORDS}
+    records = {name: shaped(out[name])[..., :n_rec] for name in RECORDS}
     if hess_every:
         due = times % hess_every == 0
-        eig_low, eig_high = shaped(out["eig_low"])[..., due, :], shaped(out["eig_high"])[..., due, :]
+        eig_low = shaped(out["eig_low"])[..., :n_rec, :][..., due, :]
+        eig_high = shaped(out["eig_high"])[..., :n_rec, :][..., due, :]
         hess_times = times[due]
     else:
         eig_low = eig_high = np.zeros(batch_shape + (0, 0))

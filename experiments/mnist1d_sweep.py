@@ -33,7 +33,7 @@ def run(quick: bool):
     data = nets.datasets.mnist1d()
     n = len(data.x_train)
     batches = (25, 100) if quick else (16, 64, 256)
-    epochs = 15 if quick else 40
+    epochs = 15 if quick else 20
     seeds = 1 if quick else 2
     lr = 0.02
     hp = sd.optim.hparams(lr=lr, rho=np.asarray(RHOS)[:, None], momentum=np.asarray(MOMENTA)[None, :])

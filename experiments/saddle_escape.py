@@ -19,6 +19,7 @@ import argparse
 import json
 import pathlib
 import time
+import warnings
 
 import numpy as np
 
@@ -54,6 +55,7 @@ def run(quick: bool):
     steps = 1500 if quick else 3000
     every = 5
     results, summary = {}, {}
+    warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)   # cells where every run diverged
     for name, build in PROBLEMS.items():
         model, data, lr, radius, RHOS = build()
         hp = sd.optim.hparams(lr=lr, rho=np.asarray(RHOS)[:, None], momentum=np.asarray(MOMENTA)[None, :])

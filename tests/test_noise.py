@@ -148,10 +148,26 @@ def test_minibatch_draws_are_without_replacement_and_uniform():
     assert np.all(np.abs(freq - p) <= Z_BAND * np.sqrt(p * (1 - p) / lanes))
 
 
-def test_minibatch_shift_noise_has_the_finite_population_covariance():
+@pytest.mark.parametrize("sampler", ["threefry", "fast"])
+def test_minibatch_subsets_are_uniform(sampler):
+    """Floyd's sampler: each of the C(6, 3) = 20 subsets has probability 1/20 (bands of 5 s.e.)."""
+    n, B, lanes = 6, 3, 40_000
+    m = noise.minibatch(B, noise.centered_shifts(n, 2, seed=0), sampler=sampler)
+    idx = np.asarray(m.sample(jax.random.PRNGKey(11), None, lanes))[0]  # (B, lanes)
+    assert idx.min() >= 0 and idx.max() < n
+    assert np.all(np.diff(np.sort(idx, axis=0), axis=0) > 0)  # B distinct components per lane
+    codes = (1 << np.sort(idx, axis=0)).sum(axis=0)  # subset as a bit mask
+    _, counts = np.unique(codes, return_counts=True)
+    p = 1 / 20
+    assert len(counts) == 20
+    np.testing.assert_allclose(counts / lanes, p, atol=5 * np.sqrt(p * (1 - p) / lanes))
+
+
+@pytest.mark.parametrize("sampler", ["threefry", "fast"])
+def test_minibatch_shift_noise_has_the_finite_population_covariance(sampler):
     n, B = 6, 3
     shifts = noise.centered_shifts(n, 2, std=1.0, seed=4)
-    m = noise.minibatch(B, shifts)
+    m = noise.minibatch(B, shifts, sampler=sampler)
     C = m.cov()
     S = shifts.T @ shifts / n
     np.testing.assert_allclose(C, S * (n - B) / (B * (n - 1)), rtol=1e-14)

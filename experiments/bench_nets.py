@@ -31,7 +31,6 @@ import statistics
 import time
 
 import jax
-import numpy as np
 
 import samdyn as sd
 from samdyn import nets

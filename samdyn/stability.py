@@ -178,6 +178,15 @@ def _compiled(optimizer, problem):
     return {"T": jax.jit(T), "jac": jax.jit(jac), "grad_norm": jax.jit(grad_norm)}
 
 
+def _prepare(optimizer, loss, point, hp, state):
+    """Validated inputs of a map analysis: point w (d,), momentum v (d,), scalar hp, problem, programs."""
+    _check_opt(optimizer)
+    w = _point_array(point)
+    v = _state_array(state, w.size)
+    problem = _problem(loss, w.size)
+    return w, v, _scalar_hp(hp), problem, _compiled(optimizer, problem)
+
+
 def _guard_sam(optimizer, fns, w, what="jacobian"):
     if _is_sam(optimizer):
         gn = float(fns["grad_norm"](jnp.asarray(w)))
@@ -206,13 +215,7 @@ def jacobian(optimizer: Optimizer, loss, point, hp, state=None) -> np.ndarray:
     >>> J[:2, :2].round(12).tolist()   # I − η(H + ρH²), H = diag(2, −2)
     [[0.4, 0.0], [0.0, 0.8]]
     """
-    _check_opt(optimizer)
-    w = _point_array(point)
-    d = w.size
-    v = _state_array(state, d)
-    hp = _scalar_hp(hp)
-    problem = _problem(loss, d)
-    fns = _compiled(optimizer, problem)
+    w, v, hp, problem, fns = _prepare(optimizer, loss, point, hp, state)
     _guard_sam(optimizer, fns, w)
     z = jnp.asarray(np.concatenate([w, v]))
     return np.asarray(fns["jac"](z, hp))
@@ -291,13 +294,7 @@ def classify(optimizer: Optimizer, loss, point, hp, state=None, *, tol: float = 
     >>> classify(sd.optim.usam(), f, saddle, sd.optim.hparams(lr=0.01, rho=0.03)).kind
     'saddle'
     """
-    _check_opt(optimizer)
-    w = _point_array(point)
-    d = w.size
-    v = _state_array(state, d)
-    hp = _scalar_hp(hp)
-    problem = _problem(loss, d)
-    fns = _compiled(optimizer, problem)
+    w, v, hp, problem, fns = _prepare(optimizer, loss, point, hp, state)
     res_d, res_v = _fixed_point_residual(optimizer, fns, w, v, hp)
     if res_d > fixed_tol or res_v > fixed_tol:
         raise NotAFixedPointError(
@@ -308,7 +305,7 @@ def classify(optimizer: Optimizer, loss, point, hp, state=None, *, tol: float = 
     if _is_sam(optimizer) and float(fns["grad_norm"](jnp.asarray(w))) <= 1e3 * _eps(optimizer):
         return Classification(NON_DIFFERENTIABLE, None, math.nan, None, w, _SAM_NOTE)
     J = np.asarray(fns["jac"](jnp.asarray(np.concatenate([w, v])), hp))
-    M = J[:d, :d] if float(hp.momentum) == 0.0 else J
+    M = J[: w.size, : w.size] if float(hp.momentum) == 0.0 else J
     eig = _sorted_eigs(M)
     mod = np.abs(eig)
     return Classification(_kind_from_moduli(mod, tol), eig, float(mod.max()), J, w)

@@ -19,7 +19,7 @@ import json
 import os
 import pathlib
 import random
-from typing import Any, Callable, NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 

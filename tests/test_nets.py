@@ -257,15 +257,16 @@ def mnist():
 
 
 def test_mlp_reaches_the_mnist1d_baseline(mnist):
-    """Published MLP baseline ≈ 68 % test accuracy; SGD + momentum, 3000 steps of 100.
+    """Published MLP baseline ≈ 68 % test accuracy (Adam); here SGD + momentum, 4000 steps of 100.
 
-    Seed-to-seed spread is ≈ 1.5 points, so the mean of four seeds (s.e. ≈ 0.8) is held to 68 ± 4.
+    Seed-to-seed spread is ≈ 1 point, so the mean of eight seeds (s.e. ≈ 0.35) is held to 68 ± 3
+    (measured: 67.1 %).
     """
-    res = nets.train(nets.mlp(40, (100, 100), 10), mnist, sd.optim.gd(), sd.optim.hparams(lr=0.05, momentum=0.9),
-                     3000, 100, seeds=4)
+    res = nets.train(nets.mlp(40, (100, 100), 10), mnist, sd.optim.gd(), sd.optim.hparams(lr=0.08, momentum=0.9),
+                     4000, 100, seeds=8)
     assert res.dtype == "float32" and all(p.dtype == np.float32 for p in jax.tree.leaves(res.params))  # default
     acc = res.final("test_acc")
-    assert abs(acc.mean() - 0.68) < 0.04 and acc.min() > 0.60, acc
+    assert abs(acc.mean() - 0.68) < 0.03 and acc.min() > 0.62, acc
     assert np.all(res.final("train_acc") > 0.99)                     # the MLP overfits, as published
 
 

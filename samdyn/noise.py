@@ -275,7 +275,7 @@ def gaussian(std=None, cov=None, *, independent: bool = False, sampler: str = "t
         std: isotropic standard deviation (≥ 0), in gradient units.
         cov: a (d, d) positive semi-definite covariance (give exactly one of ``std``, ``cov``).
         independent: SAM's two gradients get independent draws (default: the same ξ enters both).
-        sampler: ``"threefry"`` (``jax.random.normal``) or ``"fast"`` (:func:`fast_normal`, ~2× faster
+        sampler: ``"threefry"`` (``jax.random.normal``) or ``"fast"`` (:func:`fast_normal`, ~4× faster
             on CPU; for throughput runs).
 
     >>> m = gaussian(std=0.1)

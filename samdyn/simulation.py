@@ -202,6 +202,7 @@ def simulate(
         hp = make_hparams(**hp)
     if not isinstance(hp, HParams):
         raise TypeError(f"simulate: hp must be sd.optim.hparams(...), got {hp!r}")
+    hp = make_hparams(*hp)  # an HParams built by hand gets the same checks
     steps = _check_int("steps", steps, 1)
     every = _check_int("every", every, 1)
     if every > steps:
@@ -254,12 +255,12 @@ def simulate(
         hp_flat = HParams(*(np.concatenate([leaf, np.repeat(leaf[:1], pad)]) for leaf in hp_flat))
 
     runner = _runner(problem, opt, noise, steps, every, _Trajectories(record == "trajectory", obs))
-    chunk_args = (
-        (x_flat[sl].T.astype(dtype), HParams(*(leaf[sl].astype(dtype) for leaf in hp_flat)), {"ref": ref.astype(dtype)},
-         np.uint32(seed), np.uint32(c))  # x: (d, chunk), particles last
-        for c, sl in ((c, slice(c * chunk, (c + 1) * chunk)) for c in range(n_chunks))
-    )
-    outs = _run_chunks(runner, chunk_args)
+    def chunk_args(c):
+        sl = slice(c * chunk, (c + 1) * chunk)
+        hp_c = HParams(*(leaf[sl].astype(dtype) for leaf in hp_flat))
+        return x_flat[sl].T.astype(dtype), hp_c, {"ref": ref.astype(dtype)}, np.uint32(seed), np.uint32(c)  # x: (d, chunk)
+
+    outs = _run_chunks(runner, (chunk_args(c) for c in range(n_chunks)))
 
     def gather(name, lane_axis):
         arr = np.concatenate([o[name] for o in outs], axis=lane_axis)
@@ -290,9 +291,9 @@ def simulate(
 def _run_chunks(runner, chunk_args) -> list:
     """Run ``runner(*args)`` for each chunk's args and fetch the results, in order.
 
-    Chunks go round-robin to every local device (on CPU, XLA_FLAGS
-    ``--xla_force_host_platform_device_count=N`` makes N devices), with at most two per device in
-    flight, so host memory holds only a few chunks' inputs beyond the results.
+    Chunks go round-robin to every local device (on CPU, ``import samdyn`` asks JAX for one device
+    per core), with at most two per device in flight, so host memory holds only a few chunks'
+    inputs beyond the results.
     """
     devices = jax.local_devices()
     outs, pending = [], []

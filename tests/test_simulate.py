@@ -110,6 +110,7 @@ def test_new_hyperparameter_values_compile_nothing():
         ({"dtype": "float16"}, ValueError, "dtype must be"),
         ({"chunk_size": 0}, ValueError, "chunk_size must be"),
         ({"hp": {"lr": -1.0}}, ValueError, "lr must be > 0"),
+        ({"hp": sd.optim.HParams(lr=0.1, rho=-0.5)}, ValueError, "rho must be >= 0"),  # built by hand
         ({"opt": "sam"}, TypeError, "opt must be an Optimizer"),
         ({"problem": 42}, TypeError, "problem must be"),
     ],

@@ -15,7 +15,7 @@ import sympy as sp
 
 from ..landscapes import CriticalPoint, Landscape
 from ..optim import HParams, Optimizer, OptState, hparams as make_hparams
-from ..simulation import _as_problem  # TODO(issue 9): private name of simulation; needs a public problem adapter
+from ..simulation import _as_problem  # simulation's private adapter (as before the split); wants a public one
 
 _SAM_NOTE = (
     "normalised SAM's map w - eta*grad f(w + rho*g/(|g|+eps)) is not differentiable where g = grad f(w) = 0 "

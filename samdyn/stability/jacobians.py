@@ -71,7 +71,6 @@ NON_DIFFERENTIABLE = "non-differentiable"
 ETA, RHO, GAMMA = sp.symbols("eta rho gamma", positive=True)
 
 
-
 def _prepare(optimizer, loss, point, hp, state):
     """Validated inputs of a map analysis: point w (d,), momentum v (d,), scalar hp, problem, programs."""
     _check_opt(optimizer)

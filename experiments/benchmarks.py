@@ -2,7 +2,7 @@
 
 Every row times samdyn and a baseline in the same run (median of ``--reps`` repetitions after a
 warm-up; compile time reported separately), prints a table and writes JSON with the machine
-description to ``experiments/results/benchmarks.json``. Rows whose peer is missing (torch) say
+description to ``experiments/out/benchmarks/benchmarks.json``. Rows whose peer is missing (torch) say
 "skipped". ``--quick`` shrinks every problem for a smoke test.
 
 Rows (issue 6): 2-D particle throughput; the paper's Beale experiment vs an official-style torch
@@ -29,6 +29,8 @@ import samdyn as sd
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+
+from _paths import out_dir  # noqa: E402
 
 
 def timed(fn, reps: int):
@@ -311,7 +313,7 @@ def main(argv=None) -> int:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="small problems (smoke test)")
     parser.add_argument("--only", default="", help="comma-separated row-function names")
-    parser.add_argument("--out", default=str(HERE / "results" / "benchmarks.json"))
+    parser.add_argument("--out", default=str(out_dir("benchmarks") / "benchmarks.json"))
     args = parser.parse_args(argv)
     rows = []
     for bench in ROWS:

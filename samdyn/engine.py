@@ -63,10 +63,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import checks
 from .noise import Counter, step_key
 from .optim import HParams, Optimizer
 
-__all__ = ["Program", "Chunk", "Output", "Interrupted", "run", "split", "join", "default_chunk_size",
+__all__ = ["Program", "Chunk", "Output", "Interrupted", "run", "split", "join", "default_chunk_size", "as_problem",
            "PASS_SECONDS", "LONG_RUN_SECONDS", "DEFAULT_DIVERGENCE_BOUND"]
 
 #: Target wall time of one pass (all chunks advance, then progress and Ctrl-C are checked).
@@ -93,6 +94,40 @@ def split(x):
 def join(w):
     """Inverse of :func:`split`: a tuple of d arrays -> one (d, ...) array."""
     return jnp.stack(w)
+
+
+class FunctionProblem:
+    """A plain loss ``f(x) -> scalar`` on ``(d,)`` arrays as a problem: ``loss``, ``grad`` (by JAX), ``dim``."""
+
+    def __init__(self, loss: Callable, dim: int):
+        self.loss = loss
+        self.grad = jax.grad(loss)
+        self.dim = dim
+        self.name = getattr(loss, "__name__", "loss")
+
+
+@functools.lru_cache(maxsize=64)
+def _function_problem(loss, dim):
+    return FunctionProblem(loss, dim)
+
+
+def as_problem(problem, dim: int, where: str = "simulate"):
+    """``problem`` as an object with ``loss``/``grad`` on ``(d,)`` arrays: a Landscape (or anything with
+    ``loss`` and ``grad``) is checked against ``dim``; a plain loss function is wrapped (cached, so the
+    same function reuses compiled programs).
+
+    >>> as_problem(lambda x: (x**2).sum(), 2).dim
+    2
+    """
+    if hasattr(problem, "grad") and hasattr(problem, "loss"):
+        have = getattr(problem, "dim", dim)
+        if have != dim:
+            raise ValueError(f"{where}: x0 has {dim} coordinates, the problem has {have}")
+        return problem
+    if callable(problem):
+        return _function_problem(problem, dim)
+    raise TypeError(f"{where}: problem must be a Landscape (or have .loss and .grad) or a loss function, got "
+                    f"{checks.summary(problem)}")
 
 
 def default_chunk_size(n: int) -> int:

@@ -102,32 +102,6 @@ class Run:
         return f"Run({fields}, observables={obs})"
 
 
-class _FunctionProblem:
-    """Adapter: a plain loss ``f(x) -> scalar`` on ``(d,)`` arrays, differentiated by JAX."""
-
-    def __init__(self, loss: Callable, dim: int):
-        self.loss = loss
-        self.grad = jax.grad(loss)
-        self.dim = dim
-        self.name = getattr(loss, "__name__", "loss")
-
-
-@functools.lru_cache(maxsize=64)
-def _function_problem(loss, dim):
-    return _FunctionProblem(loss, dim)
-
-
-def _as_problem(problem, x0_dim):
-    if hasattr(problem, "grad") and hasattr(problem, "loss"):
-        dim = getattr(problem, "dim", x0_dim)
-        if dim != x0_dim:
-            raise ValueError(f"simulate: x0 has {x0_dim} coordinates, the problem has {dim}")
-        return problem
-    if callable(problem):
-        return _function_problem(problem, x0_dim)
-    raise TypeError(f"simulate: problem must be a Landscape (or have .loss and .grad) or a loss function, got {problem!r}")
-
-
 def _observables(observe) -> tuple:
     """Normalise ``observe`` to a hashable tuple of (name, fn, is_custom)."""
     if isinstance(observe, str):
@@ -282,7 +256,7 @@ def simulate(
         raise ValueError(f"simulate: x0 must have shape (d,) or (..., d), got shape {x0.shape}")
     if not np.all(np.isfinite(x0)):
         raise ValueError(f"simulate: x0 must be finite, got {checks.summary(x0)}")
-    problem = _as_problem(problem, x0.shape[-1])
+    problem = engine.as_problem(problem, x0.shape[-1], "simulate")
     d = x0.shape[-1]
     obs = _observables(observe)
     if any(item[0] == "distance" for item in obs) and reference is None:

@@ -15,7 +15,7 @@ import sympy as sp
 
 from ..landscapes import CriticalPoint, Landscape
 from ..optim import HParams, Optimizer, OptState, hparams as make_hparams
-from ..simulation import _as_problem  # simulation's private adapter (as before the split); wants a public one
+from ..engine import as_problem
 
 _SAM_NOTE = (
     "normalised SAM's map w - eta*grad f(w + rho*g/(|g|+eps)) is not differentiable where g = grad f(w) = 0 "
@@ -75,7 +75,7 @@ def _state_array(state, d) -> np.ndarray:
 
 
 def _problem(problem, d):
-    return _as_problem(problem, d)
+    return as_problem(problem, d, "stability")
 
 
 def _is_sam(optimizer) -> bool:

@@ -67,7 +67,7 @@ from . import checks
 from .noise import Counter, step_key
 from .optim import HParams, Optimizer
 
-__all__ = ["Program", "Chunk", "Output", "Interrupted", "run", "split", "join", "default_chunk_size", "as_problem",
+__all__ = ["Program", "Chunk", "Output", "Interrupted", "EndState", "run", "split", "join", "default_chunk_size", "as_problem",
            "PASS_SECONDS", "LONG_RUN_SECONDS", "DEFAULT_DIVERGENCE_BOUND"]
 
 #: Target wall time of one pass (all chunks advance, then progress and Ctrl-C are checked).
@@ -80,6 +80,8 @@ DEFAULT_DIVERGENCE_BOUND = 1e12
 CPU_CHUNK = 4096
 #: Most record slots per pass (a power of two at most this; the programs differ only by it).
 MAX_SLOTS = 512
+#: Plain steps per loop iteration (2 measured fastest on CPU; the arithmetic is the same for any value).
+UNROLL = 2
 #: The compiled width is a multiple of this many lanes (padding lanes repeat the first particle):
 #: XLA computes every real particle in the same vectorised loop body, whatever the chunk size, so
 #: fused multiply-adds round alike and a particle's bits do not depend on the chunk size.
@@ -167,7 +169,8 @@ class Chunk:
 
     Attributes:
         x: initial points, (n, d).
-        hp: :class:`~samdyn.optim.HParams` with leaves of shape (n,).
+        hp: :class:`~samdyn.optim.HParams` with leaves of shape (n,), or scalars for leaves that are the
+            same for every lane of every chunk (passed to the program as one traced scalar).
         particle: each particle's id within its setting, (n,) integers < 2³².
         stream: each particle's setting index, (n,) integers (used when settings do not share noise).
         args: the recorder's traced inputs for this chunk (arrays or scalars).
@@ -206,16 +209,45 @@ class _Inputs(NamedTuple):
     args: dict
 
 
+@dataclasses.dataclass(frozen=True)
+class EndState:
+    """The recorder that keeps nothing but the end state (see the protocol above)."""
+
+    records = False
+    lane_keys = ()
+
+    def init(self, lanes, args):
+        return ()
+
+    def on_step(self, problem, extra, w, t, args):
+        return extra
+
+    def record(self, problem, w, info, extra, args):
+        return {}
+
+    def finish(self, extra):
+        return {}
+
+
 def _step_dtype():
     return jnp.int64 if jax.config.jax_enable_x64 else jnp.int32
 
 
 @functools.lru_cache(maxsize=128)
-def _programs(program: Program, slots: int):
-    """(init, segment): the jitted chunk programs of one configuration (cached per ``slots``).
+def _programs(program: Program, slots: int, hp_per_lane: tuple, momentum_free: bool, unroll: int):
+    """(init, segment): the jitted chunk programs of one configuration.
 
     ``segment(carry, t0, slot_steps, slot_record, inputs)`` runs ``slots`` slots; slot ``i``
     advances ``slot_steps[i]`` steps (0 for an unused slot) and, if ``slot_record[i]``, records.
+
+    Specialised on what the host knows (each choice is a separate cached program):
+
+    * ``hp_per_lane``: per HParams leaf, whether it varies across a chunk's lanes; a leaf that does
+      not is passed as one traced scalar per chunk (fewer loads in the loop);
+    * ``momentum_free``: every momentum value is 0, so the buffer term γv is the constant 0 and the
+      buffer is not carried through the plain steps (with γ = 0 torch's buffer is just the step's
+      direction, which the last step of every slot still stores, so ``final_momentum`` is exact);
+    * ``unroll``: plain steps per loop iteration (same arithmetic, fewer loop branches).
     """
     problem, opt, noise, recorder = program.problem, program.opt, program.noise, program.recorder
     bound = program.divergence_bound
@@ -224,15 +256,26 @@ def _programs(program: Program, slots: int):
         grad = problem.grad if noise is None else noise.oracle(problem, draws)
         return opt.step(lambda v: split(grad(join(v))), w, state, hp)
 
-    batched_step = jax.vmap(lane_step, in_axes=(-1, -1, 0, -1), out_axes=-1)
+    hp_axes = HParams(*(0 if per_lane else None for per_lane in hp_per_lane))
+    if momentum_free:
+        hp_axes = hp_axes._replace(momentum=None)  # replaced by the constant 0 below
+    batched_step = jax.vmap(lane_step, in_axes=(-1, -1, hp_axes, -1), out_axes=-1)
 
-    def advance(carry, t, inp: _Inputs):
+    def advance(carry, t, inp: _Inputs, keep_buffer=True):
         w, state, diverged_at, extra = carry
         draws = None
         if noise is not None:
             key = step_key(inp.seed, t, None if program.common_noise else inp.stream)
             draws = noise.sample(Counter(key, inp.particle), w)
-        w, state, info = batched_step(w, state, inp.hp, draws)
+        if momentum_free:
+            # γ = 0 as a constant and a zero buffer: XLA folds γv away, and the new buffer (= this
+            # step's direction) is kept only where it is read (the last step of a slot)
+            zeros = jax.tree.map(jnp.zeros_like, state.momentum)
+            hp = inp.hp._replace(momentum=jnp.zeros((), w[0].dtype))
+            w, new_state, info = batched_step(w, state._replace(momentum=zeros), hp, draws)
+            state = new_state if keep_buffer else new_state._replace(momentum=state.momentum)
+        else:
+            w, state, info = batched_step(w, state, inp.hp, draws)
         bad = functools.reduce(jnp.logical_or, [~jnp.isfinite(c) if bound == float("inf") else ~(jnp.abs(c) <= bound)
                                                 for c in w])  # NaN fails <=, and so does inf for a finite bound
         diverged_at = jnp.where((diverged_at < 0) & bad, t.astype(diverged_at.dtype), diverged_at)
@@ -246,7 +289,15 @@ def _programs(program: Program, slots: int):
 
     def segment(carry, t0, slot_steps, slot_record, inp: _Inputs):
         def run_steps(first, count, carry):
-            return jax.lax.fori_loop(0, count, lambda i, c: advance(c, first + i, inp)[0], carry)
+            def body(i, c):
+                for j in range(unroll):
+                    c = advance(c, first + unroll * i + j, inp, keep_buffer=False)[0]
+                return c
+
+            carry = jax.lax.fori_loop(0, count // unroll, body, carry)
+            rest = count % unroll
+            done = count - rest
+            return jax.lax.fori_loop(0, rest, lambda i, c: advance(c, first + done + i, inp, keep_buffer=False)[0], carry)
 
         def slot(state, todo):
             carry, t = state
@@ -336,7 +387,7 @@ def _progress_bar(enabled, label, total):
 
 def run(program: Program, chunks: Sequence[Chunk], *, steps: int, every: int, seed: int, lanes: int,
         dtype: str, progress: bool | None = None, confirm: bool = False, label: str = "simulate",
-        slots: int | None = None) -> Output:
+        slots: int | None = None, specialise: bool = True) -> Output:
     """Run ``program`` on every chunk for ``steps`` steps; return per-chunk host outputs.
 
     Args:
@@ -352,6 +403,9 @@ def run(program: Program, chunks: Sequence[Chunk], *, steps: int, every: int, se
         confirm: run even when the estimate exceeds :data:`LONG_RUN_SECONDS`.
         label: name used in the progress bar and messages.
         slots: record slots per pass (default from the number of records).
+        specialise: compile for what the host knows (no momentum buffer when every momentum is 0,
+            scalar hyperparameters shared by all lanes, unrolled steps); False runs the general
+            program, which gives the same bits (a check, and a baseline for benchmarks).
 
     Returns:
         :class:`Output`. Each chunk's dict holds ``final`` (d, n), ``momentum`` (d, n) or None,
@@ -367,7 +421,12 @@ def run(program: Program, chunks: Sequence[Chunk], *, steps: int, every: int, se
     n_records = steps // every if recorder.records else 0
     if slots is None:
         slots = 1 if not recorder.records else min(MAX_SLOTS, 1 << max(0, math.ceil(math.log2(n_records + 1))))
-    init_fn, segment_fn = _programs(program, slots)
+    hp_per_lane = tuple(not specialise or any(np.ndim(ch.hp[i]) > 0 for ch in chunks)
+                        for i in range(len(HParams._fields)))
+    probe_state = jax.eval_shape(program.opt.init, (jax.ShapeDtypeStruct((), dtype),))
+    momentum_free = (specialise and hasattr(probe_state, "momentum") and hasattr(probe_state, "_replace")
+                     and all(not np.any(np.asarray(ch.hp.momentum)) for ch in chunks))
+    init_fn, segment_fn = _programs(program, slots, hp_per_lane, momentum_free, UNROLL if specialise else 1)
     devices = jax.local_devices()
     seed_words = np.asarray([seed & 0xFFFFFFFF, (seed >> 32) & 0xFFFFFFFF], dtype=np.uint32)
 
@@ -382,7 +441,9 @@ def run(program: Program, chunks: Sequence[Chunk], *, steps: int, every: int, se
             return np.concatenate([a, np.repeat(a[:1], pad, axis=0)]).astype(dt) if pad else a.astype(dt)
 
         args = {**ch.args, "valid": np.arange(lanes) < n}
-        inp = _Inputs(HParams(*(padded(leaf, dtype) for leaf in ch.hp)), padded(ch.particle, np.uint32),
+        hp = HParams(*(padded(np.broadcast_to(leaf, (n,)), dtype) if per_lane else np.asarray(np.reshape(leaf, -1)[0], dtype)
+                       for leaf, per_lane in zip(ch.hp, hp_per_lane)))
+        inp = _Inputs(hp, padded(ch.particle, np.uint32),
                       padded(ch.stream, np.uint32), seed_words, args)
         inp = jax.device_put(inp, devices[c % len(devices)])
         carries.append(init_fn(jax.device_put(padded(ch.x, dtype).T, devices[c % len(devices)]), inp))

@@ -299,13 +299,16 @@ def simulate(
                         "raise every=, record fewer observables or run fewer particles")
 
     # ---- flatten the batch: hyperparameters outer, initial points inner ---------------------
-    hp_flat = HParams(*(np.repeat(np.broadcast_to(leaf, hp_shape).reshape(-1), n_x) for leaf in hp_np))
+    # a leaf the user gave as one value stays a scalar: the engine passes it as one traced number
+    hp_flat = HParams(*(leaf if leaf.ndim == 0 else np.repeat(np.broadcast_to(leaf, hp_shape).reshape(-1), n_x)
+                        for leaf in hp_np))
     x_flat = np.tile(x0.reshape(n_x, d), (n_hp, 1))
     ids_flat = np.tile(ids, n_hp)
     streams = np.repeat(np.arange(n_hp), n_x)
     ref_arg = {"ref": ref.astype(dtype)}
     chunks = [
-        engine.Chunk(x_flat[sl], HParams(*(leaf[sl] for leaf in hp_flat)), ids_flat[sl], streams[sl], ref_arg)
+        engine.Chunk(x_flat[sl], HParams(*(leaf if leaf.ndim == 0 else leaf[sl] for leaf in hp_flat)), ids_flat[sl],
+                     streams[sl], ref_arg)
         for sl in (slice(c, c + chunk) for c in range(0, n, chunk))
     ]
     program = engine.Program(problem, opt, noise, _Trajectories(record == "trajectory", obs), common_noise, bound)

@@ -363,7 +363,7 @@ def run_particles(problem, opt, noise, hp_np: HParams, hp_shape, x0, steps, ever
             n_valid = min(chunk, particles - c * chunk)
             chunks.append(engine.Chunk(
                 x=np.repeat(x_flat[ix][None, :], n_valid, axis=0),
-                hp=HParams(*(np.full((n_valid,), leaf[ih]) for leaf in hp_flat)),
+                hp=HParams(*(leaf[ih] for leaf in hp_flat)),  # one setting per chunk: scalars
                 particle=(first_chunk + c) * chunk + np.arange(n_valid),
                 stream=np.full((n_valid,), s),
                 args={"ref": refs[s].astype(dtype), "radius": radius, "level": level, "edges": edges},

@@ -96,10 +96,11 @@ INTERRUPT_SCRIPT = textwrap.dedent(
     import sys
     import samdyn as sd
     from samdyn import engine
+    args = (sd.landscapes.get("rosenbrock"), sd.optim.sam(), sd.optim.hparams(lr=1e-4, rho=0.05), [[0.5, 0.5]] * 64)
+    sd.simulate(*args, 100, progress=False)  # compile first: the signal should meet a running loop
     print("READY", flush=True)
     try:
-        sd.simulate(sd.landscapes.get("rosenbrock"), sd.optim.sam(), sd.optim.hparams(lr=1e-4, rho=0.05),
-                    [[0.5, 0.5]] * 64, 10**12, confirm=True, progress=False)
+        sd.simulate(*args, 10**12, confirm=True, progress=False)
     except engine.Interrupted as stop:
         run = stop.partial
         print("STOPPED", stop.steps_done, run.steps, run.final.shape, run.diverged.any(), flush=True)
@@ -159,3 +160,49 @@ def test_reprs_are_summaries():
     run = sd.simulate(ROSEN, SAM, sd.optim.hparams(lr=1e-4), X0, 3, record="trajectory")
     text = repr(run)
     assert len(text) < 1500 and "array of shape (800, 3, 2)" in text
+
+
+# ---- the specialised program (issue 11): the same bits as the general one --------------------
+
+
+def engine_run(hp_leaves, specialise, noise=None, steps=300):
+    x = X0[:100]
+    chunks = [sd.engine.Chunk(x[i:i + 50], sd.optim.HParams(*(leaf if np.ndim(leaf) == 0 else leaf[i:i + 50]
+                                                              for leaf in hp_leaves)),
+                              np.arange(i, i + 50), np.zeros(50), {}) for i in (0, 50)]
+    prog = engine.Program(ROSEN, SAM, noise, engine.EndState())
+    out = engine.run(prog, chunks, steps=steps, every=1, seed=3, lanes=50, dtype="float64", specialise=specialise)
+    return np.concatenate([c["final"] for c in out.chunks], axis=1), np.concatenate([c["momentum"] for c in out.chunks], axis=1)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.7])
+@pytest.mark.parametrize("noise", [None, NOISES["gaussian-fast"]])
+def test_specialised_program_gives_the_general_programs_bits(momentum, noise):
+    """No momentum buffer at γ = 0, scalar hyperparameters, unrolled steps: same arithmetic, same bits
+    (the end state and the final momentum buffer, which at γ = 0 is the last step's direction)."""
+    scalars = (1e-4, 0.05, momentum)
+    per_lane = tuple(np.full(100, v) for v in scalars)
+    general = engine_run(per_lane, specialise=False, noise=noise)
+    for leaves in (scalars, per_lane):
+        special = engine_run(leaves, specialise=True, noise=noise)
+        np.testing.assert_array_equal(special[0], general[0])
+        np.testing.assert_array_equal(special[1], general[1])
+
+
+def test_zero_momentum_switch_is_the_only_recompile():
+    events = []
+
+    def listener(name, duration, **kwargs):
+        if name == "/jax/core/compile/backend_compile_duration":
+            events.append(name)
+
+    def go(momentum, rho):
+        return sd.simulate(ROSEN, SAM, sd.optim.hparams(lr=1e-4, rho=rho, momentum=momentum), X0[:8], 7)
+
+    go(0.0, 0.1), go(0.5, 0.1)  # both programs compiled
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        go(0.0, 0.3), go(0.9, 0.2), go(0.0, 0.05)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    assert events == []

@@ -95,7 +95,7 @@ def test_new_hyperparameter_values_compile_nothing():
             events.append(name)
 
     hp1 = sd.optim.hparams(lr=[1e-3, 2e-3], rho=[0.1, 0.2], momentum=0.0)
-    hp2 = sd.optim.hparams(lr=[5e-4, 1e-4], rho=[0.7, 0.9], momentum=0.9)
+    hp2 = sd.optim.hparams(lr=[5e-4, 1e-4], rho=[0.7, 0.9], momentum=0.0)  # γ 0 -> non-0 is another program (test_engine)
     first = sd.simulate(BEALE, sd.optim.sam(), hp1, X0S, 30, observe=("loss",))
     jax.monitoring.register_event_duration_secs_listener(listener)
     try:

@@ -49,6 +49,8 @@ import jax.scipy.special
 import numpy as np
 from jax.extend.random import threefry2x32_p
 
+from . import checks
+
 __all__ = [
     "NoiseModel",
     "exact_oracle",
@@ -234,9 +236,7 @@ def randint(ctr: Counter, shape, high, sampler: str = "threefry"):
 
 
 def _check_sampler(sampler, who):
-    if sampler not in SAMPLERS:
-        raise ValueError(f"{who}: sampler must be one of {SAMPLERS}, got {sampler!r}")
-    return sampler
+    return checks.choice(who, "sampler", sampler, SAMPLERS)
 
 
 def _lane_size(params):
@@ -313,7 +313,7 @@ def _check_matrix_psd(cov, who: str) -> np.ndarray:
 class Gaussian:
     """Additive Gaussian gradient noise (see :func:`gaussian`). Hashes by identity."""
 
-    std: float | None
+    std: float | np.ndarray | None
     cov: np.ndarray | None
     independent: bool = False
     sampler: str = "threefry"
@@ -332,7 +332,9 @@ class Gaussian:
             if self.cov.shape != (d, d):
                 raise ValueError(f"gaussian: cov is {self.cov.shape}, the problem has d = {d}")
             return self.cov
-        return self.std**2 * np.eye(d)
+        if np.ndim(self.std) == 1 and len(self.std) != d:
+            raise ValueError(f"gaussian: std has {len(self.std)} entries (one per coordinate), the problem has d = {d}")
+        return np.diag(np.broadcast_to(np.square(self.std), (d,)))
 
     def check(self, problem, d: int):
         """Fail early when the covariance does not fit the problem's dimension."""
@@ -347,7 +349,7 @@ class Gaussian:
 
         def pick(k):
             z = draws[_draw_index(k, self.independent)]  # (D,)
-            xi = jnp.asarray(L, dtype=z.dtype) @ z if L is not None else self.std * z
+            xi = jnp.asarray(L, dtype=z.dtype) @ z if L is not None else jnp.asarray(self.std, dtype=z.dtype) * z
             return lambda params: _add_flat(problem.grad(params), xi)
 
         return _counting(pick)
@@ -357,7 +359,8 @@ def gaussian(std=None, cov=None, *, independent: bool = False, sampler: str = "t
     """Additive Gaussian noise: ``g̃(w) = ∇f(w) + ξ``, ξ ~ N(0, std² I) or N(0, cov), fresh each step.
 
     Args:
-        std: isotropic standard deviation (≥ 0), in gradient units.
+        std: standard deviation (≥ 0) in gradient units: one number (isotropic), or one per
+            coordinate (shape (d,): the covariance is diag(std²)).
         cov: a (d, d) positive semi-definite covariance (give exactly one of ``std``, ``cov``).
         independent: SAM's two gradients get independent draws (default: the same ξ enters both).
         sampler: ``"threefry"`` (Threefry bits, erfinv) or ``"fast"`` (hash + Box–Muller, ~4× faster
@@ -370,12 +373,13 @@ def gaussian(std=None, cov=None, *, independent: bool = False, sampler: str = "t
     if (std is None) == (cov is None):
         raise ValueError("gaussian: give exactly one of std= or cov=")
     sampler = _check_sampler(sampler, "gaussian")
+    independent = checks.boolean("gaussian", "independent", independent)
     if std is not None:
-        std = float(std)
-        if not np.isfinite(std) or std < 0:
-            raise ValueError(f"gaussian: std must be finite and >= 0, got {std!r}")
-        return Gaussian(std, None, bool(independent), sampler)
-    return Gaussian(None, _check_matrix_psd(cov, "gaussian"), bool(independent), sampler)
+        arr = checks.array("gaussian", "std", std, ndim=(0, 1))
+        if arr.size == 0 or np.any(arr < 0):
+            checks.fail("gaussian", "std", "finite and >= 0 (one number, or one per coordinate)", std)
+        return Gaussian(float(arr) if arr.ndim == 0 else arr, None, independent, sampler)
+    return Gaussian(None, _check_matrix_psd(cov, "gaussian"), independent, sampler)
 
 
 # ---- Hessian-shaped (Kim et al.) ----------------------------------------------------------------
@@ -455,7 +459,7 @@ def hessian(batch_size, *, psd: str = "abs", at=None, independent: bool = False,
         at = np.asarray(at, dtype=np.float64)
         if at.ndim != 1 or not np.all(np.isfinite(at)):
             raise ValueError(f"hessian: at= must be a finite point of shape (d,), got {at!r}")
-    return HessianNoise(B, psd, at, bool(independent), _check_sampler(sampler, "hessian"))
+    return HessianNoise(B, psd, at, checks.boolean("hessian", "independent", independent), _check_sampler(sampler, "hessian"))
 
 
 # ---- finite sums and minibatches ---------------------------------------------------------------
@@ -660,4 +664,5 @@ def minibatch(batch_size: int, shifts=None, *, data: FiniteSum | None = None, in
         n = data.n
     if batch_size > n:
         raise ValueError(f"minibatch: batch_size {batch_size} is larger than the number of components n = {n}")
-    return Minibatch(int(batch_size), n, shifts, data, bool(independent), _check_sampler(sampler, "minibatch"))
+    return Minibatch(int(batch_size), n, shifts, data, checks.boolean("minibatch", "independent", independent),
+                     _check_sampler(sampler, "minibatch"))

@@ -143,6 +143,10 @@ class ParticleStats:
     first_chunk: int
     spec: StatsSpec
 
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{f.name}={checks.summary(getattr(self, f.name))}" for f in dataclasses.fields(self))
+        return f"ParticleStats({fields})"
+
     # ---- combined sums ------------------------------------------------------------------------
     @functools.cached_property
     def s1(self) -> np.ndarray:
@@ -191,10 +195,16 @@ class ParticleStats:
         Returns:
             (*S, T, k).
         """
-        V = np.asarray(directions, dtype=np.float64)
+        d = self.reference.shape[-1]
+        V = checks.array("ParticleStats.width", "directions", directions, ndim=(1, 2))
         if V.ndim == 1:
             V = V[:, None]
-        V = V / np.linalg.norm(V, axis=0, keepdims=True)
+        if V.shape[0] != d:
+            checks.fail("ParticleStats.width", "directions", f"a ({d}, k) matrix of column directions (d = {d})", V)
+        norms = np.linalg.norm(V, axis=0, keepdims=True)
+        if np.any(norms == 0):
+            checks.fail("ParticleStats.width", "directions", "non-zero columns", V)
+        V = V / norms
         M = self.cov if central else self.second_moment
         return np.sqrt(np.einsum("...ij,ik,jk->...k", M, V, V))
 

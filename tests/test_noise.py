@@ -262,3 +262,26 @@ def test_draws_do_not_depend_on_the_cloud_layout(make):
     np.testing.assert_array_equal(a, b)
     g = jax.vmap(lambda dr, w: m.oracle(SADDLE, dr)(w), in_axes=(-1, -1))(a, x)
     assert g.shape == (16, 2) and np.all(np.isfinite(np.asarray(g)))
+
+
+def test_per_coordinate_std_is_a_diagonal_covariance_and_checked_against_d():
+    m = noise.gaussian(std=[0.1, 2.0])
+    np.testing.assert_array_equal(m.covariance(2), np.diag(np.square([0.1, 2.0])))
+    sample_cov_check(oracle_noise(m, SADDLE, [0.3, -0.2])[:, 0], np.diag([0.01, 4.0]))
+    with pytest.raises(ValueError, match=r"gaussian: std has 3 entries \(one per coordinate\), the problem has d = 2"):
+        sd.simulate(SADDLE, sd.optim.gd(), sd.optim.hparams(lr=0.1), [0.0, 0.0], 3, noise=noise.gaussian(std=[1, 2, 3]))
+    with pytest.raises(ValueError, match=r"gaussian: std must be finite and >= 0"):
+        noise.gaussian(std=[0.1, -1.0])
+    with pytest.raises(TypeError, match=r"gaussian: independent must be True or False, got 'yes'"):
+        noise.gaussian(std=0.1, independent="yes")
+
+
+def test_stats_width_checks_the_directions_shape():
+    run = sd.simulate(SADDLE, sd.optim.gd(), sd.optim.hparams(lr=0.1), [0.0, 0.0], 4, noise=noise.gaussian(std=0.1),
+                      particles=64, stats=sd.particle_stats(), every=2)
+    assert run.stats.width(np.eye(2)).shape == (2, 2)
+    with pytest.raises(ValueError, match=r"ParticleStats.width: directions must be a \(2, k\) matrix"):
+        run.stats.width(np.eye(3))
+    with pytest.raises(ValueError, match=r"ParticleStats.width: directions must be non-zero columns"):
+        run.stats.width(np.zeros((2, 1)))
+    assert len(repr(run.stats)) < 2000

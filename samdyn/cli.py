@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import __version__
+import samdyn  # for samdyn.__version__, read when the command runs
 
 __all__ = ["main"]
 
@@ -68,7 +68,7 @@ def _positive_int(text: str) -> int:
 def main(argv=None) -> int:
     """Entry point of the ``samdyn`` command."""
     parser = argparse.ArgumentParser(prog="samdyn", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"samdyn {__version__}")
+    parser.add_argument("--version", action="version", version=f"samdyn {samdyn.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="Kim et al.'s Beale saddle trap (official settings)")
     demo.add_argument("--out", default="out/demo", help="folder for the figure and data (default out/demo)")

@@ -28,8 +28,9 @@ class Basins:
         labels: int array (start-grid shape): i ≥ 0 → the end state's *centre* is within ``tol`` of
             ``critical_points[i]`` (the end point itself for a fixed point; the mean of the orbit for a
             p-cycle, e.g. SAM's ±a·v₁ around a minimum or saddle; the mean of the next ``max_period``
-            iterates otherwise); ``DIVERGED`` (−1: non-finite or past the blow-up bound); ``UNSETTLED`` (−2: not near any critical point and
-            not periodic); ``CYCLE`` (−3: a p-cycle, p ≥ 2, away from every critical point).
+            iterates otherwise); ``DIVERGED`` (−1: non-finite or past the blow-up bound);
+            ``UNSETTLED`` (−2: not near any critical point and not periodic); ``CYCLE`` (−3: a p-cycle,
+            p ≥ 2, away from every critical point).
         period: int array: the smallest p ≤ ``max_period`` with ‖Tᵖz − z‖ ≤ cycle_tol·max(1, ‖z‖)
             (1: a fixed point), 0 when none (still moving, or a longer / non-periodic oscillation).
         cycling: bool, ``period ≥ 2``.

@@ -9,6 +9,7 @@ arithmetic is checked on a made-up machine table.
 import sys
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 import scipy.stats
@@ -135,8 +136,6 @@ def test_optax_sam_loop_takes_nets_train_steps():
     init_key, data_key, _ = nets.run_keys(0, 0)
     loop = anchors.optax_sam_loop(model, len(data.x_train), batch, steps, lr, rho, momentum)
     got = loop(init_key, data_key, np.asarray(data.x_train, np.float64), np.asarray(data.y_train, np.float64))
-    import jax
-
     for a, b in zip(jax.tree.leaves(res.params), jax.tree.leaves(got)):
         # optax normalises by |g|, samdyn by |g| + 1e-12: equal to float64 rounding
         np.testing.assert_allclose(np.asarray(a)[0], np.asarray(b), rtol=1e-10, atol=1e-12)

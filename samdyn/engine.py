@@ -229,6 +229,13 @@ class EndState:
         return {}
 
 
+@functools.lru_cache(maxsize=128)
+def _has_momentum_buffer(opt: Optimizer) -> bool:
+    """Whether ``opt``'s state is a NamedTuple with a ``momentum`` field (traced once per optimizer)."""
+    state = jax.eval_shape(opt.init, (jax.ShapeDtypeStruct((), jnp.float32),))
+    return hasattr(state, "momentum") and hasattr(state, "_replace")
+
+
 def _step_dtype():
     return jnp.int64 if jax.config.jax_enable_x64 else jnp.int32
 
@@ -423,8 +430,7 @@ def run(program: Program, chunks: Sequence[Chunk], *, steps: int, every: int, se
         slots = 1 if not recorder.records else min(MAX_SLOTS, 1 << max(0, math.ceil(math.log2(n_records + 1))))
     hp_per_lane = tuple(not specialise or any(np.ndim(ch.hp[i]) > 0 for ch in chunks)
                         for i in range(len(HParams._fields)))
-    probe_state = jax.eval_shape(program.opt.init, (jax.ShapeDtypeStruct((), dtype),))
-    momentum_free = (specialise and hasattr(probe_state, "momentum") and hasattr(probe_state, "_replace")
+    momentum_free = (specialise and _has_momentum_buffer(program.opt)
                      and all(not np.any(np.asarray(ch.hp.momentum)) for ch in chunks))
     init_fn, segment_fn = _programs(program, slots, hp_per_lane, momentum_free, UNROLL if specialise else 1)
     devices = jax.local_devices()

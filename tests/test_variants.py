@@ -681,7 +681,7 @@ def test_trap_monitor_fires_for_usam_at_the_deep_linear_origin_and_not_for_gd():
     lam_neg = eig[eig < -1e-9]
     rho = 4.0 / np.min(np.abs(lam_neg))                               # beyond −1/λ for every negative λ
     lr = 0.5 / (eig[-1] + rho * eig[-1] ** 2)
-    mon = nets.TrapMonitor(every=100, k=2, m=15, grad_tol=1e-3)      # m = n = 15: Lanczos is exact
+    mon = nets.TrapMonitor(every=100, k=2, m=15, grad_tol=1e-3, trace_samples=8, sharpness_steps=5)  # m = n: exact
     # one program for both: USAM at ρ = 0 is GD's map exactly (test_rho_zero_is_the_base_optimizer)
     both = nets.train(model, data, opt_mod.usam(), opt_mod.hparams(lr=lr, rho=[rho, 0.0]), 300, 64, seeds=[0, 1],
                       eval_every=100, monitor=mon, dtype="float64", hessian_samples=None)
@@ -694,13 +694,18 @@ def test_trap_monitor_fires_for_usam_at_the_deep_linear_origin_and_not_for_gd():
     assert not gd.captured.any() and not gd.monitor["captured"].any()
     np.testing.assert_array_equal(gd.monitor["ratio"], 0.0)
     # the records are the dense Hessian's ends and the full gradient norm, at the recorded parameters
-    for res in (usam, gd):
+    for i, res in enumerate((usam, gd)):
         p = jax.tree.map(lambda a: jnp.asarray(a[1]), res.params)
         dense = sd.hessian.dense_eigvalsh(lambda q: nets.loss_fn(model, q, x, y), p)
         np.testing.assert_allclose(res.monitor["lambda_min"][1, -1], dense[:2], atol=1e-9)
         np.testing.assert_allclose(res.monitor["lambda_max"][1, -1], dense[-1], atol=1e-9)
         gn = opt_mod.tree_norm(jax.grad(lambda q: nets.loss_fn(model, q, x, y))(p))
         np.testing.assert_allclose(res.monitor["grad_norm"][1, -1], gn, rtol=1e-10, atol=1e-14)
+        key = nets.run_keys(0, 1)[2]
+        np.testing.assert_allclose(res.monitor["hessian_trace"][1, -1], opt_mod.hessian_trace(
+            lambda q: nets.loss_fn(model, q, x, y), p, samples=8, key=key), rtol=1e-10)
+        np.testing.assert_allclose(res.monitor["sharpness"][1, -1], opt_mod.worst_case_sharpness(
+            lambda q: nets.loss_fn(model, q, x, y), p, both.hp.rho[i], steps=5, key=key), rtol=1e-8, atol=1e-15)
 
 
 # ---------------------------------------------------------------- bad input

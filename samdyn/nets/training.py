@@ -53,6 +53,7 @@ from jax.flatten_util import ravel_pytree
 from .. import checks
 from .. import hessian as _hessian
 from ..optim import HParams, Optimizer, batch_oracle, hparams as make_hparams, tree_norm
+from ..optim.sharpness import hessian_trace, worst_case_sharpness
 from .datasets import Dataset
 from .models import Model, accuracy_from_outputs, loss_fn, loss_from_outputs
 
@@ -76,6 +77,9 @@ class TrapMonitor:
         m: Lanczos Krylov dimension (capped at the number of parameters; equal to it: exact).
         grad_tol: ‖∇L(w)‖ at or below which the run is "near a critical point".
         threshold: the ratio ``r · |λ_min|`` beyond which a saddle attracts (1: Kim et al.'s ρ > −1/λ).
+        trace_samples: if > 0, also record ``hessian_trace`` (Hutchinson, this many probes).
+        sharpness_steps: if > 0, also record ``sharpness``, the worst-case sharpness
+            ``max_{‖e‖≤ρ} L(w + e) − L(w)`` at the run's ``hp.rho`` (projected ascent, this many steps).
     """
 
     every: int
@@ -83,6 +87,8 @@ class TrapMonitor:
     m: int = 20
     grad_tol: float = 1e-3
     threshold: float = 1.0
+    trace_samples: int = 0
+    sharpness_steps: int = 0
 
     def __post_init__(self):
         checks.integer("TrapMonitor", "every", self.every, low=1)
@@ -90,6 +96,13 @@ class TrapMonitor:
         checks.integer("TrapMonitor", "m", self.m, low=1)
         checks.real("TrapMonitor", "grad_tol", self.grad_tol, low=0.0)
         checks.real("TrapMonitor", "threshold", self.threshold, low=0.0)
+        checks.integer("TrapMonitor", "trace_samples", self.trace_samples, low=0)
+        checks.integer("TrapMonitor", "sharpness_steps", self.sharpness_steps, low=0)
+
+    @property
+    def records(self) -> tuple:
+        """The names this monitor records (:data:`MONITOR_RECORDS` plus the optional measures)."""
+        return MONITOR_RECORDS + ("hessian_trace",) * (self.trace_samples > 0) + ("sharpness",) * (self.sharpness_steps > 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +119,7 @@ class TrainResult:
         diverged: True where parameters became NaN/inf, ``batch_shape``.
         diverged_at: first step with non-finite parameters, −1 if none, ``batch_shape``.
         monitor_times: steps of the trap monitor's records, ``(Tm,)`` (empty without a monitor).
-        monitor: name (see :data:`MONITOR_RECORDS`) -> ``(*batch_shape, Tm)`` (``lambda_min``:
+        monitor: name (see :attr:`TrapMonitor.records`) -> ``(*batch_shape, Tm)`` (``lambda_min``:
             ``(*batch_shape, Tm, k)``); empty without a monitor.
         captured: the monitor's flag at its last record, ``batch_shape`` (False without one).
         hp: hyperparameters broadcast to ``hp_shape`` (NumPy leaves).
@@ -254,8 +267,13 @@ def _runner(model: Model, opt: Optimizer, batch_size: int, n_blocks: int, hess: 
             gn = tree_norm(jax.grad(hess_loss)(p))
             ratio = step_info[2] * jnp.maximum(-lo[0], 0.0)
             captured = (gn <= monitor.grad_tol) & (ratio > monitor.threshold)
-            return {"lambda_min": lo, "lambda_max": hi[0], "grad_norm": gn, "radius": step_info[2], "ratio": ratio,
-                    "cosine": step_info[1], "captured": captured}
+            rec = {"lambda_min": lo, "lambda_max": hi[0], "grad_norm": gn, "radius": step_info[2], "ratio": ratio,
+                   "cosine": step_info[1], "captured": captured}
+            if monitor.trace_samples:
+                rec["hessian_trace"] = hessian_trace(hess_loss, p, samples=monitor.trace_samples, key=hess_key)
+            if monitor.sharpness_steps:
+                rec["sharpness"] = worst_case_sharpness(hess_loss, p, hp.rho, steps=monitor.sharpness_steps, key=hess_key)
+            return rec
 
         def observe(params, step_info, due, mon_due):
             rec = {"grad_norm": step_info[0], "cosine": step_info[1],
@@ -424,7 +442,7 @@ def train(model: Model, data: Dataset, optimizer: Optimizer, hp, steps: int, bat
     mon, mon_times, captured = {}, np.zeros((0,), int), np.zeros(batch_shape, bool)
     if monitor is not None:
         due = times % mon_every == 0
-        mon = {name: shaped(out["monitor"][name])[..., :n_rec][..., due] for name in MONITOR_RECORDS if name != "lambda_min"}
+        mon = {name: shaped(out["monitor"][name])[..., :n_rec][..., due] for name in monitor.records if name != "lambda_min"}
         mon["lambda_min"] = shaped(out["monitor"]["lambda_min"])[..., :n_rec, :][..., due, :]
         mon_times = times[due]
         captured = mon["captured"][..., -1] if mon_times.size else captured

@@ -15,6 +15,10 @@ the convention of optax's schedules). The *scale* stays a traced hyperparameter 
   ``ρ_min = floor · hp.rho``, ``η_max = hp.lr`` and ``η_min = end · hp.lr`` of the given learning-rate
   schedule. If that schedule is constant, ρ is constant too (as in GSAM).
 
+A scheduled optimizer's map depends on the step: ``T_t``. ``samdyn.stability`` builds the state
+``OptState(v)`` without a counter, which reads as ``count = 0``: its Jacobians and classifications are
+those of ``T_0``; the map at step t is the unscheduled map with ``ρ_t``, ``η_t`` (pass those as ``hp``).
+
 After ``steps`` the factor stays at ``end``. Warm-up, as in GSAM's ``SchedulerBase``: factor
 ``count / warmup`` for ``count < warmup``, then the decay over ``[warmup, steps]``.
 

@@ -28,7 +28,7 @@ from ..hessian import extreme_eigs, hvp
 __all__ = ["lambda_max", "hessian_trace", "worst_case_sharpness", "m_sharpness"]
 
 
-def _key(where, key):
+def _key(key):
     if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
         return jax.random.PRNGKey(int(key))
     return key
@@ -48,7 +48,7 @@ def hessian_trace(loss: Callable, params, *, samples: int = 100, key=0):
     """
     samples = checks.integer("hessian_trace", "samples", samples, low=1)
     flat, unravel = ravel_pytree(params)
-    z = jax.random.rademacher(_key("hessian_trace", key), (samples, flat.size), dtype=flat.dtype)
+    z = jax.random.rademacher(_key(key), (samples, flat.size), dtype=flat.dtype)
 
     def quad(v):
         return jnp.vdot(v, ravel_pytree(hvp(loss, params, unravel(v)))[0])
@@ -88,7 +88,7 @@ def worst_case_sharpness(loss: Callable, params, rho, *, steps: int = 20, key=0)
         return v / jnp.where(n > 0, n, 1.0), n
 
     g0, n0 = unit(grad(jnp.zeros_like(flat)))
-    start = unit(jax.random.normal(_key("worst_case_sharpness", key), flat.shape, flat.dtype))[0]
+    start = unit(jax.random.normal(_key(key), flat.shape, flat.dtype))[0]
     e0 = rho * jnp.where(n0 > 0, g0, start)
 
     def body(carry, _):

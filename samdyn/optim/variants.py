@@ -26,7 +26,7 @@ traced hyperparameters — and takes the options shared by all of ``samdyn.optim
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -34,7 +34,7 @@ import numpy as np
 
 from .. import checks
 from .core import (Ctx, Direction, Optimizer, build, cosine, multi_step_perturbation, normalized,
-                   perturbation_direction, safe_div, safe_norm, shared, tree_add, tree_norm, tree_scale, tree_vdot)
+                   perturbation_direction, safe_div, shared, tree_add, tree_norm, tree_scale, tree_vdot)
 
 __all__ = ["asam", "msam", "gsam", "xsam", "LossOracle", "MicroBatchOracle", "batch_oracle"]
 

@@ -25,6 +25,7 @@ test: $(STAMP)
 TORCH ?= torch==2.13.0
 bench: $(STAMP)
 	$(PY) -m pip install --quiet $(TORCH) || echo "torch not installable here: torch rows will be skipped"
+	$(PY) -m pip install --quiet -e '.[bench]' || echo "numba/optax not installable here: their anchor rows will be skipped"
 	$(PY) experiments/benchmarks.py
 
 clean:

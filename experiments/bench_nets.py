@@ -17,7 +17,7 @@ Rows (medians over ``--repeats`` interleaved repetitions, after a warm-up that c
 Each timed samdyn call is a whole ``train`` call (host → device → host, one final evaluation),
 so the per-step numbers include that fixed cost; ``--steps`` keeps it small.
 
-Writes ``experiments/results/bench_nets.json``. Usage: ``python experiments/bench_nets.py``.
+Writes ``experiments/out/bench_nets/bench_nets.json``. Usage: ``python experiments/bench_nets.py``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pathlib
 import platform
 import statistics
 import time
@@ -35,7 +34,8 @@ import jax
 import samdyn as sd
 from samdyn import nets
 
-HERE = pathlib.Path(__file__).resolve().parent
+from _paths import out_dir  # same folder
+
 BATCH, LR, RHO, MOMENTUM = 128, 0.05, 0.05, 0.9
 
 
@@ -153,8 +153,7 @@ def main(steps: int, repeats: int):
         "raw_seconds": {"sam": t_sam, "sgd": t_sgd, "vmap16": t_vmap, "seq16": t_seq,
                         "torch": None if torch_out is None else torch_out[0]},
     }
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "bench_nets.json").write_text(json.dumps(out, indent=1))
+    (out_dir("bench_nets") / "bench_nets.json").write_text(json.dumps(out, indent=1))
     return out
 
 

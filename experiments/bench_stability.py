@@ -8,7 +8,7 @@ one 4096-start chunk (the same compiled program the full grid then reuses). Base
   extrapolated to the full grid;
 * basin map vs the bare ``simulate`` of the same starts and steps (the assignment overhead).
 
-Writes ``experiments/results/bench_stability.json``. Run: ``python experiments/bench_stability.py``.
+Writes ``experiments/out/bench_stability/bench_stability.json``. Run: ``python experiments/bench_stability.py``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import samdyn as sd
 from samdyn import stability as st
 
 import benchmarks  # noqa: E402  (same folder)
+from _paths import out_dir  # noqa: E402
 
 
 def timed(fn, reps):
@@ -40,7 +41,7 @@ def main():
     parser.add_argument("--n", type=int, default=256, help="grid side")
     parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_stability.json"))
+    parser.add_argument("--out", default=str(out_dir("bench_stability") / "bench_stability.json"))
     args = parser.parse_args()
 
     f = sd.landscapes.get("beale")

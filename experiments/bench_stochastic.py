@@ -10,7 +10,7 @@ JAX runs both ``jax.random.normal`` (threefry) and ``noise.fast_normal`` (``samp
 the exact-gradient step (no random numbers) for the cost breakdown. Also records the peak resident memory of a streaming-statistics run with 10⁶ particles.
 
 Usage: python experiments/bench_stochastic.py [--particles 100000] [--steps 1000] [--reps 3]
-Writes experiments/results/bench_stochastic.json. The memory target (10⁶ particles × 10⁴ steps):
+Writes experiments/out/bench_stochastic/bench_stochastic.json. The memory target (10⁶ particles × 10⁴ steps):
 python experiments/bench_stochastic.py --memory-only --memory-steps 10000
 """
 
@@ -31,6 +31,8 @@ import sympy as sp
 import samdyn as sd
 from samdyn import noise
 from samdyn.streaming import particle_stats
+
+from _paths import out_dir  # same folder
 
 LANDSCAPE = "himmelblau"
 LR, RHO, STD, EPS = 0.005, 0.05, 0.5, 1e-12
@@ -96,12 +98,12 @@ def main():
     ap.add_argument("--memory-particles", type=int, default=1_000_000)
     ap.add_argument("--memory-steps", type=int, default=1000)
     ap.add_argument("--memory-only", action="store_true",
-                    help="only the peak-RSS run; writes results/bench_stochastic_memory.json")
+                    help="only the peak-RSS run; writes out/bench_stochastic/bench_stochastic_memory.json")
     args = ap.parse_args()
     if args.memory_only:
         memory = peak_rss_child(args.memory_particles, args.memory_steps)
         print(f"memory: {memory}")
-        path = os.path.join(os.path.dirname(__file__), "results", "bench_stochastic_memory.json")
+        path = out_dir("bench_stochastic") / "bench_stochastic_memory.json"
         with open(path, "w") as fh:
             json.dump({**memory, "load_average_1_5_15min": os.getloadavg()}, fh, indent=2)
         return
@@ -161,8 +163,7 @@ def main():
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "numpy": np.__version__, "jax": __import__("jax").__version__},
     }
-    path = os.path.join(os.path.dirname(__file__), "results", "bench_stochastic.json")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    path = out_dir("bench_stochastic") / "bench_stochastic.json"
     with open(path, "w") as fh:
         json.dump(out, fh, indent=2)
     print(f"wrote {path}")

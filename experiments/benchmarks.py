@@ -2,12 +2,15 @@
 
 Every row times samdyn and a baseline in the same run (median of ``--reps`` repetitions after a
 warm-up; compile time reported separately), prints a table and writes JSON with the machine
-description to ``experiments/results/benchmarks.json``. Rows whose peer is missing (torch) say
+description to ``experiments/out/benchmarks/benchmarks.json``. Rows whose peer is missing (torch) say
 "skipped". ``--quick`` shrinks every problem for a smoke test.
 
 Rows (issue 6): 2-D particle throughput; the paper's Beale experiment vs an official-style torch
 loop; hyperparameter grids through simulate's batching vs a Python loop; plus the rows that the
-stochastic, stability and nets modules register in ``ROWS`` below.
+stochastic, stability and nets modules register in ``ROWS`` below. Anchors (issue 11, ``anchors.py``):
+a blocked C kernel and a blocked numba kernel on the same particle workloads, the hardware bound of
+the C kernel's instruction mix, and optax.contrib.sam in an ordinary training loop vs ``nets.train``;
+a second table gives samdyn's rates as fractions of them.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ import samdyn as sd
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from _paths import out_dir  # noqa: E402
+
 
 def timed(fn, reps: int):
     """(median seconds over ``reps`` calls, seconds of the first call incl. compile, last result)."""
@@ -45,11 +50,12 @@ def timed(fn, reps: int):
 
 
 def row(group, ours_s, baseline, base_s, *, target=None, work=None, unit="particle-steps/s", compile_s=None, note="",
-        at_most=False):
+        at_most=False, anchor=None):
     """One table row: ratio = baseline time / samdyn time (a speed-up, higher is better).
 
     With ``at_most=True`` the ratio is samdyn time / baseline time and the target an upper bound
-    (e.g. a SAM step costs at most 2.1 SGD steps).
+    (e.g. a SAM step costs at most 2.1 SGD steps). ``anchor``: a workload's rates for the anchors
+    table (:func:`anchor_table`).
     """
     ratio = None if base_s is None else (ours_s / base_s if at_most else base_s / ours_s)
     meets = None if (ratio is None or target is None) else bool(ratio <= target if at_most else ratio >= target)
@@ -57,8 +63,25 @@ def row(group, ours_s, baseline, base_s, *, target=None, work=None, unit="partic
         "group": group, "samdyn_s": ours_s, "baseline": baseline, "baseline_s": base_s, "ratio": ratio,
         "target": target, "at_most": at_most, "meets_target": meets,
         "throughput": None if work is None else work / ours_s, "unit": unit if work else None,
-        "compile_s": compile_s, "note": note,
+        "compile_s": compile_s, "note": note, **({"anchor": anchor} if anchor else {}),
     }
+
+
+def interleaved(fns: dict, reps: int):
+    """Time several callables in the same run: a warm-up call each (its time, compile included, is
+    ``first``), then ``reps`` rounds calling each in turn, so load drifts hit all of them alike.
+    Returns ``({name: median s}, {name: first-call s}, {name: last result})``."""
+    first, out, times = {}, {}, {k: [] for k in fns}
+    for k, fn in fns.items():
+        t0 = time.perf_counter()
+        out[k] = fn()
+        first[k] = time.perf_counter() - t0
+    for _ in range(reps):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            out[k] = fn()
+            times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}, first, out
 
 
 # ---- 1. deterministic 2-D particle throughput ------------------------------------------------------
@@ -111,6 +134,126 @@ def bench_particles(reps, quick):
             note=f"median |samdyn - numpy| = {agree:.1e}"),
         row(f"1. {name}", ours, "naive jax.vmap of a per-particle scan", naive_s, target=5, work=work),
     ]
+
+
+# ---- 1, 3, 4. anchors (issue 11): a blocked C kernel, a blocked numba kernel, the hardware bound ----
+
+def _anchor_kernels():
+    import anchors
+
+    (ck, c_note), (nk, nb_note) = anchors.c_kernels(), anchors.numba_kernels()
+    return anchors, ck, c_note or ck.note, nk, nb_note or nk.note
+
+
+def bench_anchors_rosenbrock(reps, quick):
+    """Deterministic SAM on Rosenbrock (bench_particles' workload) vs the C and numba kernels and the bound."""
+    anchors, ck, c_note, nk, nb_note = _anchor_kernels()
+    n, steps = (10_000, 200) if quick else (100_000, 1_000)
+    lr, rho = 1e-4, 0.05
+    f, opt, hp = sd.landscapes.get("rosenbrock"), sd.optim.sam(), sd.optim.hparams(lr=lr, rho=rho)
+    x0 = np.random.default_rng(0).uniform([-2, -1], [2, 3], size=(n, 2))
+    fns = {"samdyn": lambda: sd.simulate(f, opt, hp, x0, steps, dtype="float32").final}
+    if ck:
+        fns["c"] = lambda: ck.sam_rosenbrock(x0, steps, lr, rho)
+    if nk:
+        fns["numba"] = lambda: nk.sam_rosenbrock(x0, steps, lr, rho)
+    t, first, out = interleaved(fns, reps)
+    work = n * steps
+    rate = {k: work / v for k, v in t.items()}
+    bound = anchors.machine_bound()
+    on_cpu = jax.default_backend() == "cpu"
+
+    def agree(k):
+        # median, and the share of particles that normalised SAM's valley flips amplify (see row 1)
+        d = np.abs(out[k] - out["samdyn"]).max(axis=1)
+        return f"median |{k} - samdyn| = {np.median(d):.1e}, {np.mean(d > 1e-3):.1%} of particles > 1e-3"
+
+    group = f"1. anchors: SAM on Rosenbrock, {n:.0e} particles x {steps} steps, float32"
+    rows = [
+        row(group, t["samdyn"], "blocked C kernel, OpenMP, exact sqrt/div", t.get("c"), target=0.5, work=work,
+            compile_s=first["samdyn"] - t["samdyn"], note=f"{c_note}; {agree('c')}" if ck else c_note,
+            anchor={"workload": "SAM, Rosenbrock", "samdyn": rate["samdyn"], "c": rate.get("c"), "numba": rate.get("numba"),
+                    "bound": bound["bound"] if on_cpu else None, "bound_detail": bound}),
+        row(group, t["samdyn"], "blocked numba kernel", t.get("numba"), work=work,
+            note=f"{nb_note}; {agree('numba')}; numba's first call (compile or cache) {first['numba']:.1f}s" if nk else nb_note),
+    ]
+    if bound["bound"] is None or not on_cpu:
+        why = bound["note"] if on_cpu else f"samdyn ran on {jax.default_backend()}; the bound is the CPU's"
+        rows.append(row(group, t["samdyn"], "hardware bound", None, note=f"skipped: {why}"))
+    else:
+        units = ", ".join(f"{u} {r:.2g}/s" for u, r in bound["per_unit"].items())
+        c_frac = f"; C kernel at {rate['c'] / bound['bound']:.2f} of it" if ck else ""
+        rows.append(row(group, t["samdyn"],
+                        f"hardware bound: {bound['cores']} cores x {bound['clock_hz'] / 1e9:.2f} GHz ({bound['clock_source']})",
+                        work / bound["bound"], work=work,
+                        note=f"{bound['ops']} per particle-step on {bound['core']['name']}: {units}{c_frac}"))
+    return rows
+
+
+def bench_anchors_noise(reps, quick):
+    """Gaussian-noise SAM on x^2 - y^2 (fast sampler) vs samdyn's own noise-free rate and the kernels."""
+    anchors, ck, c_note, nk, nb_note = _anchor_kernels()
+    n, steps = (10_000, 200) if quick else (100_000, 1_000)
+    lr, rho, std = 1e-3, 0.05, 0.5
+    f, opt, hp = sd.landscapes.get("saddle"), sd.optim.sam(), sd.optim.hparams(lr=lr, rho=rho)
+    x0 = np.random.default_rng(0).uniform(-1, 1, size=(n, 2))
+    model = sd.noise.gaussian(std=std, sampler="fast")
+    fns = {"samdyn": lambda: sd.simulate(f, opt, hp, x0, steps, noise=model, dtype="float32").final,
+           "noise-free": lambda: sd.simulate(f, opt, hp, x0, steps, dtype="float32").final}
+    if ck:
+        fns["c"] = lambda: ck.sam_saddle_noise(x0, steps, lr, rho, std)
+    if nk:
+        fns["numba"] = lambda: nk.sam_saddle_noise(x0, steps, lr, rho, std)
+    t, first, out = interleaved(fns, reps)
+    work = n * steps
+    rate = {k: work / v for k, v in t.items()}
+
+    def agree(k):
+        # different generators, same distribution: the noise's displacement from the noise-free run
+        # (the kernels' noise-free step is samdyn's, see tests/test_bench_anchors.py) along y, the
+        # escape direction; the std of a std over n particles has standard error about std / sqrt(2n)
+        a, b = (out[j][:, 1] - out["noise-free"][:, 1] for j in (k, "samdyn"))
+        z = abs(a.std() - b.std()) / np.sqrt(a.var() / (2 * n) + b.var() / (2 * n))
+        return f"noise's spread in y: {k} {a.std():.4g}, samdyn {b.std():.4g} ({z:.1f} SE apart)"
+
+    group = f"3. anchors: Gaussian-noise SAM on x^2 - y^2 (fast sampler), {n:.0e} particles x {steps} steps, float32"
+    return [
+        row(group, t["samdyn"], "samdyn noise-free, same landscape", t["noise-free"], target=0.5, work=work,
+            compile_s=first["samdyn"] - t["samdyn"], note="ratio: noisy rate / noise-free rate",
+            anchor={"workload": "noisy SAM, x^2 - y^2", "samdyn": rate["samdyn"], "c": rate.get("c"),
+                    "numba": rate.get("numba"), "bound": None}),
+        row(group, t["samdyn"], "blocked numba kernel, counter-hash normals", t.get("numba"), target=1, work=work,
+            note=f"{nb_note}; {agree('numba')}" if nk else nb_note),
+        row(group, t["samdyn"], "blocked C kernel, counter-hash normals", t.get("c"), work=work,
+            note=f"{c_note}; {agree('c')}" if ck else c_note),
+    ]
+
+
+def bench_anchors_nets(reps, quick):
+    """``nets.train`` SAM vs optax.contrib.sam in an ordinary jitted optax loop: same model, data, steps."""
+    import anchors
+    from samdyn import nets
+
+    try:
+        import optax  # noqa: F401
+    except ImportError:
+        return [row("4. nets.train SAM vs an optax.contrib.sam loop", float("nan"), "optax", None, note="skipped: optax not installed")]
+    steps, batch, lr, rho, momentum = (20 if quick else 500), 128, 0.05, 0.05, 0.9
+    data = nets.datasets.mnist1d()
+    model = nets.mlp(40, (100, 100), 10)
+    hp = sd.optim.hparams(lr=lr, rho=rho, momentum=momentum)
+    loop = anchors.optax_sam_loop(model, len(data.x_train), batch, steps, lr, rho, momentum)
+    init_key, data_key, _ = nets.run_keys(0, 0)
+    x, y = jnp.asarray(data.x_train, jnp.float32), jnp.asarray(data.y_train, jnp.int32)
+    fns = {"samdyn": lambda: jax.block_until_ready(nets.train(model, data, sd.optim.sam(), hp, steps, batch, key=0, seeds=[0]).params),
+           "optax": lambda: jax.block_until_ready(loop(init_key, data_key, x, y))}
+    t, _, out = interleaved(fns, max(1, reps))
+    dev = max(float(np.abs(np.asarray(a)[0] - np.asarray(b)).max())
+              for a, b in zip(jax.tree.leaves(out["samdyn"]), jax.tree.leaves(out["optax"])))
+    return [row(f"4. nets.train SAM vs optax.contrib.sam loop (MNIST-1D MLP, batch {batch}, {steps} steps)",
+                t["samdyn"] / steps, f"optax {optax.__version__} contrib.sam, jitted scan", t["optax"] / steps, target=1.0,
+                note=f"per step; same init and batches: max |params diff| = {dev:.1e}; train's time includes its "
+                     "host-to-device copy and final evaluation")]
 
 
 # ---- 2. the paper's Beale experiment vs an official-style torch loop ------------------------------
@@ -289,7 +432,8 @@ def bench_analysis(reps, quick):
     return rows
 
 
-ROWS = [bench_particles, bench_beale, bench_stochastic, bench_nets_rows, bench_variants_rows, bench_analysis, bench_grid]
+ROWS = [bench_particles, bench_anchors_rosenbrock, bench_beale, bench_stochastic, bench_anchors_noise, bench_nets_rows,
+        bench_anchors_nets, bench_variants_rows, bench_analysis, bench_grid]
 
 
 def machine() -> dict:
@@ -317,12 +461,27 @@ def table(rows) -> str:
     return "\n".join(lines)
 
 
+def anchor_table(rows) -> str:
+    """samdyn's rate on each anchored workload as a fraction of the C kernel, numba and the bound."""
+    def rate(v):
+        return "-" if v is None else f"{v:.3g}"
+
+    def frac(a, b):
+        return "-" if a is None or b is None else f"{a / b:.2f}"
+
+    lines = [f"{'anchors (particle-steps/s)':<26} {'samdyn':>9} {'C':>9} {'numba':>9} {'bound':>9} {'of C':>6} {'of numba':>8} {'of bound':>8}"]
+    for a in (r["anchor"] for r in rows if "anchor" in r):
+        lines.append(f"{a['workload']:<26} {rate(a['samdyn']):>9} {rate(a['c']):>9} {rate(a['numba']):>9} {rate(a['bound']):>9} "
+                     f"{frac(a['samdyn'], a['c']):>6} {frac(a['samdyn'], a['numba']):>8} {frac(a['samdyn'], a['bound']):>8}")
+    return "\n".join(lines) if len(lines) > 1 else ""
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="small problems (smoke test)")
     parser.add_argument("--only", default="", help="comma-separated row-function names")
-    parser.add_argument("--out", default=str(HERE / "results" / "benchmarks.json"))
+    parser.add_argument("--out", default=str(out_dir("benchmarks") / "benchmarks.json"))
     args = parser.parse_args(argv)
     rows = []
     for bench in ROWS:
@@ -331,6 +490,7 @@ def main(argv=None) -> int:
         print(f"running {bench.__name__} ...", flush=True)
         rows.extend(bench(args.reps, args.quick))
     print(table(rows))
+    print(anchor_table(rows))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": machine(), "quick": args.quick, "reps": args.reps, "rows": rows}, indent=2))

@@ -1,14 +1,13 @@
 """Figures for samdyn.stability: USAM's phase diagram at Beale's saddle with the exact boundaries,
 the largest stable curvature vs the closed forms, and a basin map of SAM vs GD on x² − y² + x⁴/4.
 
-Writes ``experiments/results/fig_stability.png`` and ``fig_stability.json`` (the numbers drawn).
+Writes ``experiments/out/fig_stability/fig_stability.png`` and ``fig_stability.json`` (the numbers drawn).
 Run: ``python experiments/fig_stability.py`` (≈ 30 s on 2 cores).
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import matplotlib
 
@@ -20,11 +19,11 @@ import samdyn as sd  # noqa: E402
 from samdyn import plotting  # noqa: E402
 from samdyn import stability as st  # noqa: E402
 
-OUT = Path(__file__).parent / "results"
+from _paths import out_dir  # noqa: E402  (same folder)
 
 
 def main():
-    OUT.mkdir(parents=True, exist_ok=True)
+    out = out_dir("fig_stability")
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     summary = {}
 
@@ -83,8 +82,8 @@ def main():
     summary["critical_points"] = [repr(c) for c in b.critical_points]
 
     fig.tight_layout()
-    fig.savefig(OUT / "fig_stability.png", dpi=120, metadata={"Software": None})
-    (OUT / "fig_stability.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
+    fig.savefig(out / "fig_stability.png", dpi=120, metadata={"Software": None})
+    (out / "fig_stability.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
     print(json.dumps(summary, indent=2))
 
 

@@ -7,8 +7,7 @@ ascent step is zero, the descent gradient is taken on the same batch). Escape ti
 recorded step at which ‖w_t‖ exceeds ``radius`` (leaving the origin's neighbourhood); runs that
 never leave within the horizon count as censored (reported as the fraction escaped).
 
-Writes ``experiments/results/saddle_escape.{npz,json}`` and
-``experiments/figures/saddle_escape.png``.
+Writes ``experiments/out/saddle_escape/saddle_escape.{npz,json,png}``.
 
 Usage: ``python experiments/saddle_escape.py [--quick]``
 """
@@ -17,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import pathlib
 import time
 import warnings
 
@@ -26,7 +24,8 @@ import numpy as np
 import samdyn as sd
 from samdyn import nets
 
-HERE = pathlib.Path(__file__).resolve().parent
+from _paths import out_dir  # same folder
+
 MOMENTA = (0.0, 0.5, 0.9, 0.95)
 
 PROBLEMS = {
@@ -85,7 +84,7 @@ def run(quick: bool):
         }
     meta = {"momenta": MOMENTA, "batch_sizes": batches, "seeds": seeds, "steps": steps,
             "record_every": every, "optimizer": "samdyn.optim.sam() (rho=0 is GD)", "dtype": "float32"}
-    out = HERE / "results"
+    out = out_dir("saddle_escape")
     np.savez(out / "saddle_escape.npz", **{f"{n}_{k}": v for n, d in results.items() for k, v in d.items()},
              momenta=MOMENTA, batch_sizes=batches)
     (out / "saddle_escape.json").write_text(json.dumps({"meta": meta, "summary": summary}, indent=1))
@@ -116,7 +115,7 @@ def plot(results, batches, steps):
                 ax.set_ylabel("median escape step")
         axes[r, 0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(HERE / "figures" / "saddle_escape.png", dpi=120, metadata={"Software": None})
+    fig.savefig(out_dir("saddle_escape") / "saddle_escape.png", dpi=120, metadata={"Software": None})
 
 
 if __name__ == "__main__":

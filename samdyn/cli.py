@@ -1,8 +1,9 @@
 """The ``samdyn`` command (``python -m samdyn``): thin wrappers over library functions.
 
-``samdyn demo [--out DIR]`` — Kim et al.'s Beale saddle trap with the official settings: prints
-where GD and SAM (ρ = 0.1, 0.5, 1.0) end and whether they are trapped at the saddle (0, 1), and
-writes ``beale_trap.png`` (contours and trajectories) and ``beale_trap.npz`` to DIR.
+``samdyn demo [--out DIR] [--max-steps N]`` — Kim et al.'s Beale saddle trap with the official
+settings: prints where GD and SAM (ρ = 0.1, 0.5, 1.0) end and whether they are trapped at the saddle
+(0, 1), and writes ``beale_trap.png`` (contours and trajectories) and ``beale_trap.npz`` to DIR.
+``samdyn --version`` prints the version.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import argparse
 import sys
 import time
 from pathlib import Path
+
+import samdyn  # for samdyn.__version__, read when the command runs
 
 __all__ = ["main"]
 
@@ -24,7 +27,7 @@ def _demo(args) -> int:
     t0 = time.perf_counter()
     result = reference.beale_trap(max_steps=args.max_steps)
     elapsed = time.perf_counter() - t0
-    print(result.table())
+    print(result.table(budget="--max-steps"))
     print(f"(simulated {len(result.rhos)} runs x {args.max_steps} steps in {elapsed:.2f} s, compile included)")
 
     out = Path(args.out)
@@ -51,13 +54,26 @@ def _demo(args) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (argparse turns the error into a usage message, exit code 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return value
+
+
 def main(argv=None) -> int:
     """Entry point of the ``samdyn`` command."""
     parser = argparse.ArgumentParser(prog="samdyn", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"samdyn {samdyn.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="Kim et al.'s Beale saddle trap (official settings)")
     demo.add_argument("--out", default="out/demo", help="folder for the figure and data (default out/demo)")
-    demo.add_argument("--max-steps", type=int, default=100_000, help="step budget for GD's stopping rule")
+    demo.add_argument("--max-steps", type=_positive_int, default=100_000,
+                      help="step budget for GD's stopping rule (default 100000; the rule fires at 87683)")
     demo.set_defaults(func=_demo)
     args = parser.parse_args(argv)
     return args.func(args)

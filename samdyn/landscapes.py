@@ -19,20 +19,36 @@ found point is tried as a rational (``nsimplify``) and kept exact when the gradi
 deduplicated and polished to machine precision.
 
 Registry: :func:`get` (``get("beale")``, ``get("rosenbrock", a=1, b=100)``), :func:`names`,
-:func:`from_expr` for a user's own expression.
+:func:`from_expr` for a user's own expression. Expression strings are read by :func:`parse`, a
+whitelist parser that builds the sympy expression itself: it never evaluates the text.
+
+Non-smooth functions (``Abs``, ``sign``, ``Heaviside``, ``Max``, ``Min``) are allowed; their
+derivatives hold almost everywhere: ``DiracDelta`` terms are dropped (taken as 0), and at a kink the
+values are sympy's: d|x|/dx = sign(x) with sign(0) = 0, Heaviside(0) = 1/2, so
+∂Max(x, y)/∂x = Heaviside(x − y) is 1/2 on the tie x = y.
 """
 
 from __future__ import annotations
 
+import ast
+import builtins
 import dataclasses
+import fractions
 import functools
+import inspect
+import keyword
+import operator
+import re
+import unicodedata
 from typing import Callable, Sequence
 
 import jax.numpy as jnp
 import numpy as np
 import sympy as sp
 
-__all__ = ["Landscape", "CriticalPoint", "from_expr", "get", "names", "register"]
+from . import checks
+
+__all__ = ["Landscape", "CriticalPoint", "from_expr", "parse", "get", "names", "register", "FUNCTIONS", "CONSTANTS"]
 
 #: |eigenvalue| below this (relative to the largest |eigenvalue|, or absolute when all are tiny)
 #: counts as zero when a critical point is classified.
@@ -67,8 +83,25 @@ class CriticalPoint:
         return f"CriticalPoint({self.kind} at {where}, value={self.value:.6g}, eigenvalues=[{eigs}])"
 
 
+#: names the generated code may look up (NumPy / jax.numpy functions, builtins, lambdify's helpers);
+#: a variable with one of these names is renamed in the compiled code so that it cannot shadow them.
+_NAMESPACE = frozenset(dir(jnp)) | frozenset(dir(np)) | frozenset(dir(builtins)) | {
+    "jax", "numpy", "builtins", "reduce", "select", "Abs", "I"}
+
+
 def _lambdify(exprs, symbols, module):
+    if any(str(s) in _NAMESPACE for s in symbols):  # e.g. a variable "e" or "select": rename it
+        rename = {s: sp.Dummy(real=True) for s in symbols}
+        exprs = [e.xreplace(rename) for e in exprs] if isinstance(exprs, list) else exprs.xreplace(rename)
+        symbols = [rename[s] for s in symbols]
     return sp.lambdify(symbols, exprs, modules=module, cse=True)
+
+
+def _almost_everywhere(expr):
+    """Drop ``DiracDelta`` terms of a derivative (they vanish off a null set; see the module docstring)."""
+    if not expr.has(sp.DiracDelta):
+        return expr
+    return expr.replace(lambda a: isinstance(a, sp.DiracDelta), lambda a: sp.S.Zero)
 
 
 def _stack_entries(entries, like):
@@ -115,20 +148,20 @@ class Landscape:
 
     @functools.cached_property
     def grad_expr(self) -> sp.Matrix:
-        """Exact gradient, a d×1 sympy Matrix."""
-        return sp.Matrix([sp.diff(self.expr, s) for s in self.symbols])
+        """Exact gradient, a d×1 sympy Matrix (almost everywhere for non-smooth functions)."""
+        return sp.Matrix([_almost_everywhere(sp.diff(self.expr, s)) for s in self.symbols])
 
     @functools.cached_property
     def hessian_expr(self) -> sp.Matrix:
-        """Exact Hessian, a d×d sympy Matrix."""
-        return sp.hessian(self.expr, self.symbols)
+        """Exact Hessian, a d×d sympy Matrix (almost everywhere for non-smooth functions)."""
+        return sp.hessian(self.expr, self.symbols).applyfunc(_almost_everywhere)
 
     # ---- JAX -----------------------------------------------------------------------------------
     @functools.cached_property
     def _jax_fns(self):
-        f = _lambdify(self.expr, self.symbols, jnp)
-        g = _lambdify(list(self.grad_expr), self.symbols, jnp)
-        h = _lambdify(list(self.hessian_expr), self.symbols, jnp)
+        f = _lambdify(self.expr, self.symbols, "jax")
+        g = _lambdify(list(self.grad_expr), self.symbols, "jax")
+        h = _lambdify(list(self.hessian_expr), self.symbols, "jax")
         return f, g, h
 
     def _check(self, x):
@@ -322,11 +355,22 @@ def _freeze(value):
 def get(name: str, **params) -> Landscape:
     """The registered landscape ``name`` built with ``params`` (cached: same args, same object).
 
+    Raises:
+        KeyError: ``name`` is not registered (the message lists the known names).
+        TypeError, ValueError: a parameter the landscape does not take, or a bad value.
+
     >>> get("beale").critical_points()[0].kind
     'minimum'
     """
+    checks.instance("get", "name", name, str, "the name of a registered landscape")
     if name not in _REGISTRY:
-        raise KeyError(f"unknown landscape {name!r}; known: {', '.join(names())}")
+        raise KeyError(f"get: name must be a registered landscape (known: {', '.join(names())}), got {name!r}")
+    signature = inspect.signature(_REGISTRY[name])
+    if not any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
+        for key, value in params.items():
+            if key not in signature.parameters:
+                known = ", ".join(signature.parameters) or "none"
+                raise TypeError(f"get: params must be parameters of {name!r} ({known}), got {key}={checks.summary(value)}")
     frozen = tuple(sorted((k, _freeze(v)) for k, v in params.items()))
     return _build(name, frozen)
 
@@ -337,37 +381,254 @@ def _build(name, frozen_params):
 
 
 def _exact(value):
-    """A sympy number: ints and sympy values as they are, floats as their shortest decimal."""
+    """A sympy number: ints, fractions and sympy values exactly, floats as their shortest decimal."""
     if isinstance(value, sp.Basic):
         return value
     if isinstance(value, (int, np.integer)):
         return sp.Integer(int(value))
+    if isinstance(value, fractions.Fraction):
+        return sp.Rational(value.numerator, value.denominator)
     return sp.Rational(repr(float(value)))
 
 
-def from_expr(expr, symbols: Sequence, *, name: str = "custom", domain=None, minimum_hint=None) -> Landscape:
-    """A Landscape from the user's own sympy expression (or string) in ``symbols``.
+def _real_param(where: str, name: str, value):
+    """A finite real registry parameter, kept exact (see :func:`_exact`)."""
+    checks.real(where, name, value)
+    return _exact(value)
+
+
+# ---- expression strings: a whitelist parser ------------------------------------------------------
+
+#: Functions an expression string may call: name → (sympy function, fewest arguments, most
+#: arguments or None for any number).
+FUNCTIONS: dict[str, tuple] = {
+    **{name: (getattr(sp, name), 1, 1) for name in (
+        "exp", "log", "sqrt", "sin", "cos", "tan", "asin", "acos", "atan",
+        "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "Abs", "sign", "Heaviside")},
+    "Max": (sp.Max, 2, None),
+    "Min": (sp.Min, 2, None),
+}
+#: Named constants an expression string may use.
+CONSTANTS: dict[str, sp.Expr] = {"pi": sp.pi, "E": sp.E}
+
+_ALLOWED = ("numbers, the declared symbols, + - * / ** (not ^), parentheses, the constants pi, E and calls of "
+            + ", ".join(FUNCTIONS))
+_BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+_UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg}
+_KINDS = {
+    ast.Attribute: "attribute access", ast.Subscript: "subscript", ast.Lambda: "lambda",
+    ast.ListComp: "comprehension", ast.SetComp: "comprehension", ast.DictComp: "comprehension",
+    ast.GeneratorExp: "comprehension", ast.Compare: "comparison", ast.BoolOp: "boolean operator",
+    ast.IfExp: "conditional expression", ast.Tuple: "tuple", ast.List: "list", ast.Set: "set",
+    ast.Dict: "dict", ast.NamedExpr: "assignment", ast.JoinedStr: "f-string", ast.Starred: "starred argument",
+}
+#: a number**number whose exact value would need more bits than this is refused (no 9**9**9 hang)
+_MAX_POWER_BITS = 100_000
+
+
+def _symbol_list(where: str, symbols) -> tuple:
+    """``symbols`` as sympy Symbols: names (real symbols) or Symbols; a string is split on spaces / commas."""
+    if isinstance(symbols, str):
+        items = [s for s in re.split(r"[\s,]+", symbols) if s]
+    elif isinstance(symbols, sp.Symbol):
+        items = [symbols]
+    elif isinstance(symbols, bytes) or not isinstance(symbols, Sequence):
+        checks.fail(where, "symbols", "a sequence of names or sympy Symbols (or one string of names)", symbols, TypeError)
+    else:
+        items = list(symbols)
+    if not items:
+        checks.fail(where, "symbols", "at least one variable", symbols)
+    out = []
+    for i, item in enumerate(items):
+        if not isinstance(item, (str, sp.Symbol)):
+            checks.fail(where, f"symbols[{i}]", "a name or a sympy Symbol", item, TypeError)
+        text = item if isinstance(item, str) else item.name
+        if not text.isidentifier() or keyword.iskeyword(text) or text in FUNCTIONS or text in CONSTANTS:
+            checks.fail(where, f"symbols[{i}]", "a Python identifier that is not a keyword, a function or a "
+                        "constant of the expression language", item)
+        out.append(sp.Symbol(text, real=True) if isinstance(item, str) else item)
+    names_ = [unicodedata.normalize("NFKC", s.name) for s in out]
+    if len(set(names_)) != len(names_):
+        checks.fail(where, "symbols", "distinct names", [s.name for s in out])
+    return tuple(out)
+
+
+def parse(expr: str, symbols, *, where: str = "parse") -> sp.Expr:
+    """The sympy expression written in ``expr``, built node by node from Python's ``ast`` (never evaluated).
+
+    Allowed: int and float literals (also ``1.5e-3``; a float is read exactly as its shortest
+    decimal, ``0.1`` → 1/10, as the registry reads its parameters), the declared ``symbols``,
+    unary ``+ -``, binary ``+ - * / **``, parentheses, the constants in :data:`CONSTANTS` and calls
+    of the functions in :data:`FUNCTIONS` with positional arguments. ``^`` is refused rather than
+    read as a power (in Python it is XOR); write ``**``. Everything else — attribute access,
+    subscripts, strings, lambdas, comprehensions, keyword arguments, comparisons, undeclared names —
+    raises a ``ValueError`` that names the offending token and its column (1-based).
 
     Args:
-        expr: sympy expression or a string sympy can parse.
-        symbols: the variables in coordinate order (sympy Symbols or their names).
+        expr: the expression, e.g. ``"(x - 1)**2 + 3*sin(y)"``.
+        symbols: its variables: names (made real sympy Symbols), sympy Symbols, or one string of
+            names separated by spaces or commas.
+        where: the public function named in error messages.
+
+    >>> parse("x**2 - 0.5*y + exp(-x)", "x y")
+    x**2 - y/2 + exp(-x)
+    >>> parse("x^2", ["x"])
+    Traceback (most recent call last):
+    ...
+    ValueError: parse: expr must use only numbers, ...; got the operator '^' (write ** for a power) at column 2
+    """
+    syms = _symbol_list(where, symbols)
+    if not isinstance(expr, str):
+        checks.fail(where, "expr", "a string", expr, TypeError)
+    if not expr.strip():
+        checks.fail(where, "expr", "a non-empty expression", expr)
+    table = {unicodedata.normalize("NFKC", s.name): s for s in syms}
+    shift = len(expr) - len(expr.lstrip())  # columns refer to ``expr`` as given
+    source = expr.strip()
+    lines = source.split("\n")
+    starts = np.cumsum([0] + [len(line) + 1 for line in lines])
+
+    def offset(lineno, col_bytes):
+        """ast's (line, UTF-8 byte column) → character offset into ``source``."""
+        return int(starts[lineno - 1]) + len(lines[lineno - 1].encode()[:col_bytes].decode(errors="ignore"))
+
+    def position(off):
+        lineno = int(np.searchsorted(starts, off, side="right"))
+        col = off - int(starts[lineno - 1]) + 1
+        return f"column {col + shift}" if len(lines) == 1 else f"line {lineno}, column {col + (shift if lineno == 1 else 0)}"
+
+    def refuse(what, token, off, note=""):
+        raise ValueError(f"{where}: expr must use only {_ALLOWED}; got {what} {token!r}{note} at {position(off)}")
+
+    def refuse_node(node, what, note=""):
+        refuse(what, ast.get_source_segment(source, node), offset(node.lineno, node.col_offset), note)
+
+    def walk(node):
+        if isinstance(node, ast.Constant):
+            value = node.value
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                refuse_node(node, f"the {type(value).__name__} constant")
+            if isinstance(value, int):
+                return sp.Integer(value)
+            if not np.isfinite(value):
+                refuse_node(node, "a number too large for float64:")
+            return sp.Rational(repr(value))
+        if isinstance(node, ast.Name):
+            if node.id in table:
+                return table[node.id]
+            if node.id in CONSTANTS:
+                return CONSTANTS[node.id]
+            if node.id in FUNCTIONS:
+                refuse_node(node, "the function without arguments")
+            refuse_node(node, "the undeclared name", f" (not in the symbols {', '.join(table)})")
+        if isinstance(node, ast.UnaryOp):
+            if type(node.op) not in _UNARY:
+                refuse_node(node, "the unary operator in")
+            return _UNARY[type(node.op)](walk(node.operand))
+        if isinstance(node, ast.BinOp):
+            if isinstance(node.op, ast.Pow):
+                base, exponent = walk(node.left), walk(node.right)
+                if isinstance(base, sp.Rational) and isinstance(exponent, sp.Rational) and (
+                        max(abs(base.p), abs(base.q)).bit_length() * abs(exponent) > _MAX_POWER_BITS):
+                    refuse_node(node, "a number too large to hold exactly:")
+                return base**exponent
+            if type(node.op) in _BINARY:
+                return _BINARY[type(node.op)](walk(node.left), walk(node.right))
+            # name the operator itself: the text between the operands, without brackets
+            a = offset(node.left.end_lineno, node.left.end_col_offset)
+            between = source[a:offset(node.right.lineno, node.right.col_offset)]
+            token = between.strip(" \t\n()")
+            note = " (write ** for a power)" if isinstance(node.op, ast.BitXor) else ""
+            refuse("the operator", token, a + between.index(token), note)
+        if isinstance(node, ast.Call):
+            if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+                refuse_node(node, "the call")
+            if node.keywords:
+                refuse_node(node.keywords[0], "the keyword argument")
+            func, low, high = FUNCTIONS[node.func.id]
+            for arg in node.args:
+                if isinstance(arg, ast.Starred):
+                    refuse_node(arg, "the starred argument")
+            if len(node.args) < low or (high is not None and len(node.args) > high):
+                takes = f"{low}" if low == high else f"at least {low}"
+                refuse_node(node, f"{len(node.args)} argument(s) where {node.func.id} takes {takes}:")
+            return func(*[walk(a) for a in node.args])
+        refuse_node(node, "the " + _KINDS.get(type(node), type(node).__name__.lower()))
+
+    try:
+        tree = ast.parse(source, mode="eval")
+    except SyntaxError as err:
+        line = err.lineno or 1
+        col = (err.offset or 1) + (shift if line == 1 else 0)
+        place = f"column {col}" if len(lines) == 1 else f"line {line}, column {col}"
+        raise ValueError(f"{where}: expr must be a valid expression, got a syntax error ({err.msg}) at {place} "
+                         f"of {checks.summary(expr)}") from None
+    except (RecursionError, MemoryError, ValueError) as err:
+        raise ValueError(f"{where}: expr must be a valid expression, got {type(err).__name__} while reading "
+                         f"{checks.summary(expr)}") from None
+    try:
+        return walk(tree.body)
+    except RecursionError:
+        raise ValueError(f"{where}: expr must be nested less deeply, got {checks.summary(expr)}") from None
+
+
+def _check_compiles(where: str, land: "Landscape") -> None:
+    """Refuse, at construction, an expression whose loss or derivatives JAX code cannot be printed for."""
+    allowed = {f for f, _, _ in FUNCTIONS.values()}
+    for label, exprs in (("the expression", [land.expr]), ("the gradient", land.grad_expr),
+                         ("the Hessian", land.hessian_expr)):
+        bad = sorted({type(a).__name__ for e in exprs
+                      for a in e.atoms(sp.Function, sp.Max, sp.Min, sp.Derivative, sp.Subs) if type(a) not in allowed})
+        if bad:
+            hint = "; declare sympy Symbols real=True" if {"re", "im", "Derivative"} & set(bad) else ""
+            checks.fail(where, "expr", f"built from {', '.join(FUNCTIONS)} ({label} contains {', '.join(bad)}{hint})",
+                        land.expr)
+
+
+def from_expr(expr, symbols, *, name: str = "custom", domain=None, minimum_hint=None) -> Landscape:
+    """A Landscape from the user's own expression in ``symbols``.
+
+    Args:
+        expr: a string, read by :func:`parse` (a whitelist; never evaluated), or a sympy expression
+            built from the functions in :data:`FUNCTIONS`.
+        symbols: the variables in coordinate order: names (made real sympy Symbols), sympy Symbols,
+            or one string of names separated by spaces or commas.
+        name: a label.
         domain: ``(low, high)`` per variable for plots and the critical-point search
-            (default (-3, 3) each).
+            (default (-3, 3) each), shape (d, 2).
+        minimum_hint: a known global minimiser, shape (d,), or None.
+
+    Non-smooth functions are differentiated almost everywhere (see the module docstring).
 
     >>> lam = from_expr("x**2 + 3*y**2", ["x", "y"])
     >>> [c.kind for c in lam.critical_points()]
     ['minimum']
+    >>> from_expr("abs(x)", "x")
+    Traceback (most recent call last):
+    ...
+    ValueError: from_expr: expr must use only numbers, ... got the call 'abs(x)' at column 1
     """
-    syms = tuple(sp.Symbol(s) if isinstance(s, str) else s for s in symbols)
-    if len(set(syms)) != len(syms) or not syms:
-        raise ValueError(f"from_expr: symbols must be distinct and non-empty, got {symbols!r}")
-    local = {str(s): s for s in syms}
-    e = sp.sympify(expr, locals=local) if isinstance(expr, str) else sp.sympify(expr)
-    dom = tuple((float(a), float(b)) for a, b in (domain or [(-3.0, 3.0)] * len(syms)))
-    for a, b in dom:
-        if not a < b:
-            raise ValueError(f"from_expr: each domain interval needs low < high, got {(a, b)}")
-    return Landscape(name, e, syms, dom, (), minimum_hint)
+    syms = _symbol_list("from_expr", symbols)
+    checks.instance("from_expr", "name", name, str, "a string")
+    if isinstance(expr, str):
+        e = parse(expr, syms, where="from_expr")
+    elif isinstance(expr, sp.Expr):
+        e = expr
+    else:
+        checks.fail("from_expr", "expr", "a string or a sympy expression", expr, TypeError)
+    d = len(syms)
+    dom = checks.array("from_expr", "domain", [(-3.0, 3.0)] * d if domain is None else domain, shape=(d, 2))
+    if not np.all(dom[:, 0] < dom[:, 1]):
+        checks.fail("from_expr", "domain", "one (low, high) interval per variable with low < high", dom)
+    hint = None
+    if minimum_hint is not None:
+        hint = tuple(checks.array("from_expr", "minimum_hint", minimum_hint, shape=(d,)).tolist())
+    extra = e.free_symbols - set(syms)
+    if extra:
+        checks.fail("from_expr", "expr", f"an expression in the symbols {', '.join(map(str, syms))}", e)
+    land = Landscape(name, e, syms, tuple(map(tuple, dom.tolist())), (), hint)
+    _check_compiles("from_expr", land)
+    return land
 
 
 def _xy():
@@ -379,20 +640,21 @@ def quadratic(eigenvalues=(1, -1), rotation=None) -> Landscape:
     """f(x) = ½ xᵀ H x with H = R diag(λ) Rᵀ in any dimension: a saddle of index #(λ < 0).
 
     Args:
-        eigenvalues: λ₁…λ_d (ints or fractions stay exact; floats are read as their decimal).
-        rotation: optional orthogonal d×d matrix R (default identity).
+        eigenvalues: λ₁…λ_d, finite reals, shape (d,) (ints or fractions stay exact; floats are read
+            as their decimal).
+        rotation: optional orthogonal d×d matrix R (default identity), shape (d, d).
     """
-    lam = [_exact(v) for v in eigenvalues]
+    lam_ = checks.array("quadratic", "eigenvalues", eigenvalues, ndim=1)
+    if lam_.size == 0:
+        checks.fail("quadratic", "eigenvalues", "at least one finite real number", eigenvalues)
+    lam = [_exact(v) for v in np.asarray(eigenvalues, dtype=object).ravel()]
     d = len(lam)
-    if d == 0:
-        raise ValueError("quadratic: give at least one eigenvalue")
     H = sp.diag(*lam)
     if rotation is not None:
-        R = sp.Matrix(np.asarray(rotation, dtype=object).tolist()).applyfunc(_exact)
-        if R.shape != (d, d):
-            raise ValueError(f"quadratic: rotation must be {d}x{d}, got {R.shape}")
-        if not np.allclose(np.array((R * R.T).evalf(), dtype=float), np.eye(d), atol=1e-9):
-            raise ValueError("quadratic: rotation must be orthogonal (R Rᵀ = I)")
+        R_ = checks.array("quadratic", "rotation", rotation, shape=(d, d))
+        if not np.allclose(R_ @ R_.T, np.eye(d), atol=1e-9):
+            checks.fail("quadratic", "rotation", "orthogonal (R Rᵀ = I to 1e-9)", R_)
+        R = sp.Matrix([[_exact(v) for v in row] for row in np.asarray(rotation, dtype=object).tolist()])
         H = R * H * R.T
     xs = sp.Matrix(sp.symbols(f"x1:{d + 1}", real=True))
     expr = sp.expand((xs.T * H * xs)[0] / 2)
@@ -401,9 +663,10 @@ def quadratic(eigenvalues=(1, -1), rotation=None) -> Landscape:
 
 @register("saddle")
 def saddle(a=1, b=1) -> Landscape:
-    """f = a x² − b y², the plain saddle (Kim et al.'s demo uses a = b = 1)."""
+    """f = a x² − b y², the plain saddle (Kim et al.'s demo uses a = b = 1); a, b finite reals."""
+    a_, b_ = _real_param("saddle", "a", a), _real_param("saddle", "b", b)
     x, y = _xy()
-    return Landscape("saddle", _exact(a) * x**2 - _exact(b) * y**2, (x, y), ((-4.5, 4.5), (-4.5, 4.5)), (("a", a), ("b", b)))
+    return Landscape("saddle", a_ * x**2 - b_ * y**2, (x, y), ((-4.5, 4.5), (-4.5, 4.5)), (("a", a), ("b", b)))
 
 
 @register("monkey_saddle")
@@ -415,9 +678,9 @@ def monkey_saddle() -> Landscape:
 
 @register("rosenbrock")
 def rosenbrock(a=1, b=100) -> Landscape:
-    """f = (a − x)² + b (y − x²)², minimum at (a, a²)."""
+    """f = (a − x)² + b (y − x²)², minimum at (a, a²); a, b finite reals."""
+    a_, b_ = _real_param("rosenbrock", "a", a), _real_param("rosenbrock", "b", b)
     x, y = _xy()
-    a_, b_ = _exact(a), _exact(b)
     half = 2.0 * max(1.0, abs(float(a_)))  # (-2, 2) x (-1, 3) for a = 1, always holding (a, a²)
     return Landscape(
         "rosenbrock", (a_ - x) ** 2 + b_ * (y - x**2) ** 2, (x, y), ((-half, half), (-1.0, float(a_**2) + 2.0)),

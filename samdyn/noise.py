@@ -2,17 +2,20 @@
 
 A noise model is any object with two methods:
 
-* ``sample(key, params, lanes) -> draws`` — the randomness of one step for ``lanes`` particles at
-  once (one vectorised draw; every array leaf carries the particle axis *last*). ``params`` is the
-  particle cloud, a pytree whose leaves have shape ``(*leaf_shape, lanes)``.
+* ``sample(ctr, params) -> draws`` — the randomness of one step for a cloud of particles at once
+  (every array leaf carries the particle axis *last*). ``ctr`` is the step's :class:`Counter` (the
+  step key and each particle's id); ``params`` is the particle cloud, a pytree whose leaves have
+  shape ``(*leaf_shape, lanes)``. Draws come from :func:`normal` / :func:`randint`, elementwise
+  functions of (seed, step, particle id, element): a particle's noise never depends on which
+  other particles share its chunk.
 * ``oracle(problem, draws) -> grad_fn`` — for *one* particle's ``draws`` (particle axis removed),
   the function ``params -> grads`` that the optimizer's ``step`` calls. SAM calls it twice per step;
   whether both calls see the same draw (the default in practice: one minibatch per step) or
   independent ones is the model's choice.
 
-``simulate(problem, opt, hp, x0, steps, noise=None)`` uses the exact gradient. Keys come from
-``fold_in(fold_in(PRNGKey(seed), chunk_index), step)`` so a spec gives the same bits on any
-executor, with the chunk size recorded in the run.
+``simulate(problem, opt, hp, x0, steps, noise=None)`` uses the exact gradient. With noise, the
+engine builds each step's :class:`Counter` from (seed, step, particle id), so a particle's draws are
+the same for any chunk size, device count, subset of particles or enclosing grid.
 
 Models (all validate their input on construction, before any compute):
 
@@ -37,12 +40,16 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, NamedTuple, Protocol
 
 import jax
 import jax.flatten_util
 import jax.numpy as jnp
+import jax.scipy.special
 import numpy as np
+from jax.extend.random import threefry2x32_p
+
+from . import checks
 
 __all__ = [
     "NoiseModel",
@@ -56,14 +63,19 @@ __all__ = [
     "minibatch",
     "least_squares",
     "centered_shifts",
-    "fast_normal",
+    "Counter",
+    "counter",
+    "step_key",
+    "normal",
+    "randint",
+    "SAMPLERS",
 ]
 
 
 class NoiseModel(Protocol):
     """The protocol a gradient-noise model follows (see the module docstring)."""
 
-    def sample(self, key, params, lanes: int) -> Any:
+    def sample(self, ctr: Counter, params) -> Any:
         """Draws for one step, particle axis last on every leaf."""
 
     def oracle(self, problem, draws) -> Callable:
@@ -75,10 +87,65 @@ def exact_oracle(problem) -> Callable:
     return problem.grad
 
 
-# ---- helpers ----------------------------------------------------------------------------------
+# ---- counter-based draws ----------------------------------------------------------------------
 
 
 SAMPLERS = ("threefry", "fast")
+
+
+class Counter(NamedTuple):
+    """Where one step's randomness sits: the draws of a particle are a pure function of these.
+
+    The engine builds one per step (see :mod:`samdyn.engine`); a noise model passes it to
+    :func:`normal` / :func:`randint`, which hash it elementwise, so draws need no key splitting, fuse
+    into the step, and do not depend on how particles are grouped into chunks or devices.
+
+    Attributes:
+        key: two uint32 words (scalars, or arrays broadcastable to the particle axis), derived from
+            (seed, step) — and the setting, when settings do not share noise.
+        particle: the particles' ids within their setting, uint32 of shape (lanes,).
+    """
+
+    key: Any
+    particle: Any
+
+
+def counter(seed: int, step: int, particle) -> Counter:
+    """The :class:`Counter` of ``step`` (1-based) for particles ``particle`` under integer ``seed``.
+
+    The step key is the Threefry-2x32 block cipher (Salmon et al. 2011; JAX's own PRNG) keyed by the
+    seed's two 32-bit words, applied to the step's two words: distinct (seed, step) pairs give
+    independent keys.
+
+    >>> c = counter(0, 1, np.arange(3))
+    >>> c.particle.dtype, len(c.key)
+    (dtype('uint32'), 2)
+    """
+    seed_words = jnp.asarray([seed & 0xFFFFFFFF, (seed >> 32) & 0xFFFFFFFF], dtype=jnp.uint32)
+    return Counter(step_key(seed_words, step), jnp.asarray(particle, dtype=jnp.uint32))
+
+
+def step_key(seed_words, step, stream=None):
+    """Two uint32 words keying step ``step`` (an integer, traced or not) of a run seeded ``seed_words``.
+
+    ``stream`` (uint32, any shape) separates settings that must not share noise; the words then
+    broadcast to its shape.
+    """
+    step = jnp.asarray(step)
+    lo = step.astype(jnp.uint32)
+    hi = (step >> 32).astype(jnp.uint32) if step.dtype.itemsize == 8 else jnp.zeros_like(lo)
+    if stream is not None:
+        hi = hi ^ _hash32(jnp.asarray(stream, jnp.uint32) + jnp.uint32(0x9E3779B9))
+        lo = jnp.broadcast_to(lo, hi.shape)
+    k0, k1 = _threefry(seed_words[0], seed_words[1], lo, hi)
+    return (k0, k1)
+
+
+def _threefry(k0, k1, x0, x1):
+    """Threefry-2x32 (20 rounds) of the blocks (x0, x1) under key (k0, k1), elementwise with broadcasting."""
+    shape = jnp.broadcast_shapes(jnp.shape(k0), jnp.shape(k1), jnp.shape(x0), jnp.shape(x1))
+    args = [jnp.broadcast_to(jnp.asarray(a, jnp.uint32), shape) for a in (k0, k1, x0, x1)]
+    return tuple(threefry2x32_p.bind(*args))
 
 
 def _hash32(x):
@@ -90,6 +157,23 @@ def _hash32(x):
     return x ^ (x >> 16)
 
 
+def _bits(ctr: Counter, n: int, sampler: str):
+    """Two uint32 words for each of ``n`` elements of every particle: arrays of shape (n, lanes).
+
+    Element ``e`` of particle ``p`` is a pure function of (key, p, e). ``"threefry"``: Threefry-2x32
+    of the block (p, e) under the step key. ``"fast"``: a double lowbias32 hash, about 3× cheaper,
+    not cryptographic (two of 2³² outputs can coincide by chance).
+    """
+    p = ctr.particle[None, :]
+    e = jnp.arange(n, dtype=jnp.uint32)[:, None]
+    k0, k1 = (jnp.asarray(k, jnp.uint32) for k in ctr.key)
+    if sampler == "threefry":
+        return _threefry(k0, k1, p, e)
+    a = _hash32(p ^ k0)
+    c = e * jnp.uint32(2)
+    return _hash32(_hash32(a ^ c) ^ k1), _hash32(_hash32(a ^ (c + jnp.uint32(1))) ^ k1)
+
+
 def _sincos_half(h):
     """sin h, cos h for |h| ≤ π/2 (Taylor to degree 13/12: error < 6e-8, below float32 resolution)."""
     h2 = h * h
@@ -98,60 +182,61 @@ def _sincos_half(h):
     return s, c
 
 
-def fast_normal(key, shape, dtype=jnp.float32):
-    """Standard normals from a counter-based hash and Box–Muller, vectorisable on CPU.
+def _open_unit(bits, dtype):
+    """uint32 -> uniform on (0, 1) from the top 24 bits (exactly representable in float32)."""
+    return ((bits >> 8).astype(dtype) + 0.5) * (1.0 / 16777216.0)
 
-    The key's two 32-bit words seed a double ``lowbias32`` hash of the element counter (two 24-bit
-    uniforms per pair of normals); the angle's sine and cosine come from a half-angle polynomial,
-    avoiding the scalar libm calls that make ``jax.random.normal`` slow on CPU. Not cryptographic;
-    tested for moments, independence and normality (Kolmogorov–Smirnov) with fixed seeds. Each call
-    is a pure function of ``key``, so runs stay reproducible.
 
-    >>> z = fast_normal(jax.random.PRNGKey(0), (2, 3))
+def normal(ctr: Counter, shape, dtype=jnp.float32, sampler: str = "threefry"):
+    """Standard normals of shape ``(*shape, lanes)``: element ``i`` of particle ``p`` depends only on
+    (key, p, i), never on the other particles.
+
+    ``"threefry"``: a uniform on (−1, 1) from 24 (float32) or 53 (float64) random bits, mapped by
+    √2·erfinv, the transform of ``jax.random.normal``. ``"fast"``: Box–Muller on two 24-bit
+    uniforms from the fast hash, with a polynomial sine/cosine (no libm calls), about 4× faster on
+    CPU; tested for moments, independence and normality like the other.
+
+    >>> z = normal(counter(0, 1, np.arange(5)), (2, 3))
     >>> z.shape, str(z.dtype)
-    ((2, 3), 'float32')
+    ((2, 3, 5), 'float32')
     """
-    kd = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
-    kd = kd.reshape(-1).astype(jnp.uint32)
-    k0, k1 = kd[0], kd[-1]
-    n = int(np.prod(shape))
-    c = jnp.arange((n + 1) // 2, dtype=jnp.uint32) * jnp.uint32(2)
-    a = _hash32(_hash32(c ^ k0) ^ k1)
-    b = _hash32(_hash32((c + jnp.uint32(1)) ^ k0) ^ k1)
-    u1 = ((a >> 8).astype(dtype) + 0.5) * (1.0 / 16777216.0)  # (0, 1)
-    h = ((b >> 8).astype(dtype) * (1.0 / 16777216.0) - 0.5) * np.pi  # half angle in [−π/2, π/2)
-    sn, cs = _sincos_half(h)
-    r = jnp.sqrt(-2.0 * jnp.log(u1))
-    z = jnp.concatenate([r * (2 * sn * cs), r * (cs * cs - sn * sn)])
-    return z[:n].reshape(shape)
+    m = int(np.prod(shape))
+    dtype = jnp.dtype(dtype)
+    if sampler == "fast":
+        b0, b1 = _bits(ctr, (m + 1) // 2, "fast")
+        u1 = _open_unit(b0, dtype)
+        h = ((b1 >> 8).astype(dtype) * (1.0 / 16777216.0) - 0.5) * np.pi  # half angle in [−π/2, π/2)
+        sn, cs = _sincos_half(h)
+        r = jnp.sqrt(-2.0 * jnp.log(u1))
+        z = jnp.concatenate([r * (2 * sn * cs), r * (cs * cs - sn * sn)])
+    else:
+        if dtype == jnp.float64:
+            b0, b1 = _bits(ctr, m, "threefry")
+            u = ((b0 >> 11).astype(dtype) * 2.0**32 + b1.astype(dtype) + 0.5) * 2.0**-52 - 1.0  # 53 bits
+        else:
+            b0, b1 = _bits(ctr, (m + 1) // 2, "threefry")
+            u = _open_unit(jnp.concatenate([b0, b1]), dtype) * 2.0 - 1.0
+        z = np.sqrt(2.0).astype(dtype) * jax.scipy.special.erfinv(u)
+    return z[:m].reshape(tuple(shape) + (ctr.particle.shape[0],))
 
 
-def fast_randint(key, shape, high):
-    """Integers uniform on [0, high) from the counter hash of :func:`fast_normal` (Lemire's multiply-shift).
+def randint(ctr: Counter, shape, high, sampler: str = "threefry"):
+    """Integers uniform on [0, high) of shape ``(*shape, lanes)`` (Lemire's multiply-shift).
 
-    ``high`` is a static int or an int array broadcastable to ``shape``; each value's probability is
-    within high / 2³² of 1/high (negligible for any realistic number of components).
+    ``high`` is an int or an int array broadcastable to ``(*shape, 1)``; each value's probability is
+    within high / 2³² of 1/high.
 
-    >>> bool(jnp.all(fast_randint(jax.random.PRNGKey(0), (1000,), 7) < 7))
+    >>> bool(jnp.all(randint(counter(0, 1, np.arange(100)), (10,), 7) < 7))
     True
     """
-    kd = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
-    kd = kd.reshape(-1).astype(jnp.uint32)
-    c = jnp.arange(int(np.prod(shape)), dtype=jnp.uint32).reshape(shape)
-    h = _hash32(_hash32(c ^ kd[0]) ^ kd[-1]).astype(jnp.uint64)
+    m = int(np.prod(shape))
+    b0, _ = _bits(ctr, m, sampler)
+    h = b0.reshape(tuple(shape) + (-1,)).astype(jnp.uint64)
     return ((h * jnp.asarray(high, dtype=jnp.uint64)) >> jnp.uint64(32)).astype(jnp.int32)
 
 
-def _normal(sampler: str, key, shape, dtype):
-    if sampler == "fast":
-        return fast_normal(key, shape, dtype)
-    return jax.random.normal(key, shape, dtype=dtype)
-
-
 def _check_sampler(sampler, who):
-    if sampler not in SAMPLERS:
-        raise ValueError(f"{who}: sampler must be one of {SAMPLERS}, got {sampler!r}")
-    return sampler
+    return checks.choice(who, "sampler", sampler, SAMPLERS)
 
 
 def _lane_size(params):
@@ -228,7 +313,7 @@ def _check_matrix_psd(cov, who: str) -> np.ndarray:
 class Gaussian:
     """Additive Gaussian gradient noise (see :func:`gaussian`). Hashes by identity."""
 
-    std: float | None
+    std: float | np.ndarray | None
     cov: np.ndarray | None
     independent: bool = False
     sampler: str = "threefry"
@@ -247,22 +332,24 @@ class Gaussian:
             if self.cov.shape != (d, d):
                 raise ValueError(f"gaussian: cov is {self.cov.shape}, the problem has d = {d}")
             return self.cov
-        return self.std**2 * np.eye(d)
+        if np.ndim(self.std) == 1 and len(self.std) != d:
+            raise ValueError(f"gaussian: std has {len(self.std)} entries (one per coordinate), the problem has d = {d}")
+        return np.diag(np.broadcast_to(np.square(self.std), (d,)))
 
     def check(self, problem, d: int):
         """Fail early when the covariance does not fit the problem's dimension."""
         self.covariance(d)
 
-    def sample(self, key, params, lanes):
+    def sample(self, ctr, params):
         D, dtype = _lane_size(params)
-        return _normal(self.sampler, key, (_n_draws(self.independent), D, lanes), dtype)
+        return normal(ctr, (_n_draws(self.independent), D), dtype, self.sampler)
 
     def oracle(self, problem, draws):
         L = self.factor
 
         def pick(k):
             z = draws[_draw_index(k, self.independent)]  # (D,)
-            xi = jnp.asarray(L, dtype=z.dtype) @ z if L is not None else self.std * z
+            xi = jnp.asarray(L, dtype=z.dtype) @ z if L is not None else jnp.asarray(self.std, dtype=z.dtype) * z
             return lambda params: _add_flat(problem.grad(params), xi)
 
         return _counting(pick)
@@ -272,11 +359,12 @@ def gaussian(std=None, cov=None, *, independent: bool = False, sampler: str = "t
     """Additive Gaussian noise: ``g̃(w) = ∇f(w) + ξ``, ξ ~ N(0, std² I) or N(0, cov), fresh each step.
 
     Args:
-        std: isotropic standard deviation (≥ 0), in gradient units.
+        std: standard deviation (≥ 0) in gradient units: one number (isotropic), or one per
+            coordinate (shape (d,): the covariance is diag(std²)).
         cov: a (d, d) positive semi-definite covariance (give exactly one of ``std``, ``cov``).
         independent: SAM's two gradients get independent draws (default: the same ξ enters both).
-        sampler: ``"threefry"`` (``jax.random.normal``) or ``"fast"`` (:func:`fast_normal`, ~4× faster
-            on CPU; for throughput runs).
+        sampler: ``"threefry"`` (Threefry bits, erfinv) or ``"fast"`` (hash + Box–Muller, ~4× faster
+            on CPU; for throughput runs); see :func:`normal`.
 
     >>> m = gaussian(std=0.1)
     >>> m.covariance(2).tolist()
@@ -285,12 +373,13 @@ def gaussian(std=None, cov=None, *, independent: bool = False, sampler: str = "t
     if (std is None) == (cov is None):
         raise ValueError("gaussian: give exactly one of std= or cov=")
     sampler = _check_sampler(sampler, "gaussian")
+    independent = checks.boolean("gaussian", "independent", independent)
     if std is not None:
-        std = float(std)
-        if not np.isfinite(std) or std < 0:
-            raise ValueError(f"gaussian: std must be finite and >= 0, got {std!r}")
-        return Gaussian(std, None, bool(independent), sampler)
-    return Gaussian(None, _check_matrix_psd(cov, "gaussian"), bool(independent), sampler)
+        arr = checks.array("gaussian", "std", std, ndim=(0, 1))
+        if arr.size == 0 or np.any(arr < 0):
+            checks.fail("gaussian", "std", "finite and >= 0 (one number, or one per coordinate)", std)
+        return Gaussian(float(arr) if arr.ndim == 0 else arr, None, independent, sampler)
+    return Gaussian(None, _check_matrix_psd(cov, "gaussian"), independent, sampler)
 
 
 # ---- Hessian-shaped (Kim et al.) ----------------------------------------------------------------
@@ -317,9 +406,9 @@ class HessianNoise:
             S = np.asarray(_psd_sqrt(jnp.asarray(H), self.psd))
         return S @ S / self.batch_size
 
-    def sample(self, key, params, lanes):
+    def sample(self, ctr, params):
         D, dtype = _lane_size(params)
-        return _normal(self.sampler, key, (_n_draws(self.independent), D, lanes), dtype)
+        return normal(ctr, (_n_draws(self.independent), D), dtype, self.sampler)
 
     def oracle(self, problem, draws):
         hess = _hessian_of(problem)
@@ -370,7 +459,7 @@ def hessian(batch_size, *, psd: str = "abs", at=None, independent: bool = False,
         at = np.asarray(at, dtype=np.float64)
         if at.ndim != 1 or not np.all(np.isfinite(at)):
             raise ValueError(f"hessian: at= must be a finite point of shape (d,), got {at!r}")
-    return HessianNoise(B, psd, at, bool(independent), _check_sampler(sampler, "hessian"))
+    return HessianNoise(B, psd, at, checks.boolean("hessian", "independent", independent), _check_sampler(sampler, "hessian"))
 
 
 # ---- finite sums and minibatches ---------------------------------------------------------------
@@ -489,7 +578,7 @@ class Minibatch:
         if dim != d:
             raise ValueError(f"minibatch: components have dimension {dim}, the problem has d = {d}")
 
-    def sample(self, key, params, lanes):
+    def sample(self, ctr, params=None):
         """A uniformly random B-subset of {0 … n−1} per lane: indices of shape (k, B, lanes).
 
         Floyd's algorithm: for j = n−B … n−1 draw t uniform in [0, j]; keep t unless it was
@@ -500,10 +589,7 @@ class Minibatch:
         """
         k, n, B = _n_draws(self.independent), self.n, self.batch_size
         highs = np.arange(n - B, n, dtype=np.int64)[:, None, None] + 1  # t_i uniform on [0, n − B + i]
-        if self.sampler == "fast":
-            draws = fast_randint(key, (B, k, lanes), highs)
-        else:
-            draws = jax.random.randint(key, (B, k, lanes), 0, jnp.asarray(highs, dtype=jnp.int32), dtype=jnp.int32)
+        draws = randint(ctr, (B, k), highs, self.sampler)
         chosen = []
         for i, j in enumerate(range(n - B, n)):
             t = draws[i]
@@ -548,8 +634,8 @@ def minibatch(batch_size: int, shifts=None, *, data: FiniteSum | None = None, in
     Args:
         batch_size: B, an integer in [1, n].
         independent: SAM's two gradients use two independent batches (default: one shared batch).
-        sampler: ``"threefry"`` (``jax.random.randint``) or ``"fast"`` (:func:`fast_randint`, several
-            times faster on CPU).
+        sampler: ``"threefry"`` or ``"fast"`` (the fast hash, several times faster on CPU); see
+            :func:`randint`.
 
     >>> m = minibatch(2, centered_shifts(4, 2))
     >>> m.cov().shape
@@ -578,4 +664,5 @@ def minibatch(batch_size: int, shifts=None, *, data: FiniteSum | None = None, in
         n = data.n
     if batch_size > n:
         raise ValueError(f"minibatch: batch_size {batch_size} is larger than the number of components n = {n}")
-    return Minibatch(int(batch_size), n, shifts, data, bool(independent), _check_sampler(sampler, "minibatch"))
+    return Minibatch(int(batch_size), n, shifts, data, checks.boolean("minibatch", "independent", independent),
+                     _check_sampler(sampler, "minibatch"))

@@ -1,8 +1,9 @@
 """Figures from results: landscape contours, trajectories, deterministic saving.
 
 Functions draw on a matplotlib ``Axes`` they are given and return it; they compute no results.
-:func:`save` writes PNG/PDF/SVG without timestamps or software tags, so the same figure gives the
-same bytes and figure scripts can be checked into a paper's build.
+Their arguments are checked before anything is drawn (a wrong shape raises with the expected
+shape, and leaves the axes empty). :func:`save` writes PNG/PDF/SVG without timestamps or software
+tags, so the same figure gives the same bytes and figure scripts can be checked into a paper's build.
 """
 
 from __future__ import annotations
@@ -10,21 +11,53 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
 import numpy as np
 
+from . import checks
+from .landscapes import Landscape
+from .stability import Basins, PhaseDiagram
+
 __all__ = ["contour", "trajectories", "phase_diagram", "basins", "save"]
+
+
+def _axes(where: str, ax) -> Axes:
+    return checks.instance(where, "ax", ax, Axes, "a matplotlib Axes (e.g. from plt.subplots())")
+
+
+def _box(where: str, name: str, value, expected: str):
+    """Four finite numbers (x0, x1, y0, y1) with x0 < x1 and y0 < y1."""
+    box = checks.array(where, name, value, shape=(4,))
+    if not (box[0] < box[1] and box[2] < box[3]):
+        checks.fail(where, name, expected, value)
+    return tuple(box.tolist())
 
 
 def contour(ax, landscape, *, resolution: int = 300, levels: int = 40, log: bool = True, domain=None, cmap="viridis"):
     """Filled contour plot of a 2-D landscape over its ``domain`` (or ``domain=((x0, x1), (y0, y1))``).
 
-    With ``log=True`` the colour scale is log10(f − min f + 1e-3) so valleys stay visible.
+    Args:
+        ax: the matplotlib Axes to draw on.
+        landscape: a 2-D :class:`~samdyn.landscapes.Landscape`.
+        resolution: grid points per axis (≥ 2).
+        levels: number of contour levels (≥ 1).
+        log: colour by log10(f − min f + 1e-3) so valleys stay visible.
+        domain: ``((x0, x1), (y0, y1))``, shape (2, 2), with x0 < x1 and y0 < y1; default the
+            landscape's own.
+
     Critical points from ``landscape.critical_points()`` are marked (minima ★, saddles ×, maxima ▲).
     """
+    _axes("contour", ax)
+    checks.instance("contour", "landscape", landscape, Landscape, "a samdyn Landscape (sd.landscapes.get(...))")
     if landscape.dim != 2:
-        raise ValueError(f"contour: needs a 2-D landscape, got dimension {landscape.dim}")
-    (x0, x1), (y0, y1) = domain or landscape.domain
+        checks.fail("contour", "landscape", "a 2-D landscape", f"{landscape.name} of dimension {landscape.dim}")
+    checks.integer("contour", "resolution", resolution, low=2)
+    checks.integer("contour", "levels", levels, low=1)
+    checks.boolean("contour", "log", log)
+    box = checks.array("contour", "domain", landscape.domain if domain is None else domain, shape=(2, 2))
+    x0, x1, y0, y1 = _box("contour", "domain", box.ravel(), "((x0, x1), (y0, y1)) with x0 < x1 and y0 < y1")
     xs, ys = np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution)
     X, Y = np.meshgrid(xs, ys)
     Z = landscape.loss_numpy(np.stack([X, Y]))
@@ -45,9 +78,46 @@ def contour(ax, landscape, *, resolution: int = 300, levels: int = 40, log: bool
 
 
 def trajectories(ax, paths, labels=None, *, start=None, colors=None, max_points: int = 2000):
-    """Draw 2-D paths (each of shape (T, 2)) with their end points; thinned to ``max_points``."""
+    """Draw 2-D paths with their end points; each thinned to about ``max_points`` points.
+
+    Args:
+        ax: the matplotlib Axes to draw on.
+        paths: one set of paths: an array of shape (n, T, 2) (e.g. ``run.trajectory`` of a run with
+            one batch axis) or a list of n arrays of shape (T_i, 2). Non-finite points (a diverged
+            run) leave gaps. A batched ``run.trajectory`` of shape (a, b, T, 2) is refused:
+            select one set first (``traj[i]`` or ``traj.reshape(-1, T, 2)``).
+        labels: None, or n legend labels (one per path).
+        start: None, or the common start point, shape (2,), drawn as +.
+        colors: None, or n matplotlib colours (one per path).
+        max_points: points drawn per path at most (≥ 2); the end point is always drawn.
+    """
+    _axes("trajectories", ax)
+    what = "one set of 2-D paths: an array of shape (n, T, 2) or a list of (T, 2) arrays"
+    if isinstance(paths, (str, bytes)) or not hasattr(paths, "__len__"):
+        checks.fail("trajectories", "paths", what, paths, TypeError)
+    if isinstance(paths, np.ndarray) or type(paths).__module__.startswith("jax"):
+        if np.ndim(paths) != 3:
+            checks.fail("trajectories", "paths", what, paths)
+    arrays = []
     for i, path in enumerate(paths):
-        path = np.asarray(path)
+        arr = checks.array("trajectories", f"paths[{i}]", path, shape=(None, 2), finite=False)
+        if len(arr) == 0:
+            checks.fail("trajectories", f"paths[{i}]", "a path of at least one point, shape (T, 2)", arr)
+        arrays.append(arr)
+    if not arrays:
+        checks.fail("trajectories", "paths", what + " (at least one)", paths)
+    n = len(arrays)
+    for name, value in (("labels", labels), ("colors", colors)):
+        if value is None:
+            continue
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+            checks.fail("trajectories", name, f"a sequence of {n} items (one per path)", value, TypeError)
+        if len(value) != n:
+            checks.fail("trajectories", name, f"a sequence of {n} items (one per path)", value)
+    if start is not None:
+        start = tuple(checks.array("trajectories", "start", start, shape=(2,)).tolist())
+    checks.integer("trajectories", "max_points", max_points, low=2)
+    for i, path in enumerate(arrays):
         if start is not None:
             path = np.concatenate([np.asarray(start, dtype=float)[None], path])
         stride = max(1, len(path) // max_points)
@@ -63,7 +133,27 @@ def trajectories(ax, paths, labels=None, *, start=None, colors=None, max_points:
 
 
 def phase_diagram(ax, pd, *, momentum_index: int = 0, curve=None):
-    """Draw the kind of a ``stability.PhaseDiagram`` over (η, ρ) on ``ax`` (η on x, ρ on y); ``curve`` = (ηs, ρs) to overlay."""
+    """Draw the kind of a ``stability.PhaseDiagram`` over (η, ρ) on ``ax`` (η on x, ρ on y).
+
+    Args:
+        ax: the matplotlib Axes to draw on.
+        pd: a :class:`~samdyn.stability.PhaseDiagram`; ``pd.kind`` of shape
+            (len(lr), len(rho), len(momentum)).
+        momentum_index: which momentum slice, ``0 ≤ i < len(pd.momentum)``.
+        curve: None, or ``(ηs, ρs)`` to overlay, two 1-D arrays of the same length.
+    """
+    _axes("phase_diagram", ax)
+    checks.instance("phase_diagram", "pd", pd, PhaseDiagram, "a stability.PhaseDiagram (sd.stability.phase_diagram(...))")
+    grid = (np.size(pd.lr), np.size(pd.rho), np.size(pd.momentum))
+    if np.shape(pd.kind) != grid:
+        checks.fail("phase_diagram", "pd.kind", f"of shape (len(lr), len(rho), len(momentum)) = {grid}",
+                    np.asarray(pd.kind))
+    checks.integer("phase_diagram", "momentum_index", momentum_index, low=0, high=grid[2] - 1)
+    if curve is not None:
+        if isinstance(curve, (str, bytes)) or not hasattr(curve, "__len__") or len(curve) != 2:
+            checks.fail("phase_diagram", "curve", "a pair (ηs, ρs) of 1-D arrays", curve, TypeError)
+        xs = checks.array("phase_diagram", "curve[0]", curve[0], ndim=1, finite=False)
+        checks.array("phase_diagram", "curve[1]", curve[1], shape=(len(xs),), finite=False)
     cmap = ListedColormap(["#2c7bb6", "#fdae61", "#d7191c", "#7f7f7f"])
     ax.pcolormesh(pd.lr, pd.rho, pd.kind[:, :, momentum_index].T, cmap=cmap, vmin=-0.5, vmax=3.5, shading="nearest")
     if curve is not None:
@@ -74,7 +164,21 @@ def phase_diagram(ax, pd, *, momentum_index: int = 0, curve=None):
 
 
 def basins(ax, b, extent):
-    """Draw the labels of a ``stability.Basins`` on ``ax``; ``extent`` = (x_min, x_max, y_min, y_max) of the start grid (ij order)."""
+    """Draw the labels of a ``stability.Basins`` on ``ax``.
+
+    Args:
+        ax: the matplotlib Axes to draw on.
+        b: a :class:`~samdyn.stability.Basins` of a 2-D grid of starts: ``b.labels`` of shape
+            (nx, ny) in ij order (starts built with ``np.meshgrid(xs, ys, indexing="ij")``). A flat
+            list of starts, labels of shape (n,), has no picture: reshape the starts into a grid.
+        extent: ``(x_min, x_max, y_min, y_max)`` of the start grid, with x_min < x_max, y_min < y_max.
+    """
+    _axes("basins", ax)
+    checks.instance("basins", "b", b, Basins, "a stability.Basins (sd.stability.basins(...))")
+    if np.ndim(b.labels) != 2:
+        checks.fail("basins", "b.labels", "a 2-D grid of starts, shape (nx, ny) (reshape a flat list of starts "
+                    "into a grid)", np.asarray(b.labels))
+    extent = _box("basins", "extent", extent, "(x_min, x_max, y_min, y_max) with x_min < x_max and y_min < y_max")
     ax.imshow(b.labels.T, origin="lower", extent=extent, cmap="tab10", vmin=-3, vmax=6, interpolation="nearest", aspect="auto")
     for c in b.critical_points:
         ax.plot(*c.point[:2], "k*" if c.kind == "minimum" else "kx")
@@ -84,11 +188,22 @@ def basins(ax, b, extent):
 
 
 def save(fig, path) -> Path:
-    """Save ``fig`` reproducibly (no timestamps / software metadata) and close it; returns the path."""
+    """Save ``fig`` reproducibly (no timestamps / software metadata) and close it; returns the path.
+
+    Args:
+        fig: a matplotlib Figure.
+        path: where to write; the suffix picks the format: ``.png``, ``.pdf`` or ``.svg`` (the
+            formats whose bytes are made reproducible). Missing folders are created.
+    """
+    checks.instance("save", "fig", fig, Figure, "a matplotlib Figure")
+    if not isinstance(path, (str, Path)):
+        checks.fail("save", "path", "a file path (str or Path)", path, TypeError)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fmt = path.suffix.lstrip(".").lower()
     metadata = {"png": {"Software": None}, "pdf": {"CreationDate": None, "Producer": None}, "svg": {"Date": None}}.get(fmt)
+    if metadata is None:
+        checks.fail("save", "path", "a file name ending in .png, .pdf or .svg", str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, metadata=metadata, bbox_inches="tight", dpi=150)
     plt.close(fig)
     return path

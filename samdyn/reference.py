@@ -14,7 +14,7 @@ import dataclasses
 
 import numpy as np
 
-from . import landscapes, optim
+from . import checks, landscapes, optim
 from .simulation import simulate
 
 __all__ = ["BealeTrap", "beale_trap", "official_stop_step", "BEALE_LR", "BEALE_X0", "BEALE_RHOS", "BEALE_EPS"]
@@ -57,6 +57,15 @@ def official_stop_step(
     Returns:
         The step count (1 … T); ``T`` when no rule fires.
     """
+    first = _first_stop(trajectory, loss_before, target, pos_tol=pos_tol, pos_stall_tol=pos_stall_tol,
+                        pos_stall_window=pos_stall_window, pos_stall_eps=pos_stall_eps,
+                        loss_patience=loss_patience, loss_rtol=loss_rtol)
+    return len(trajectory) if first is None else first
+
+
+def _first_stop(trajectory, loss_before, target, *, pos_tol, pos_stall_tol, pos_stall_window, pos_stall_eps,
+                loss_patience, loss_rtol):
+    """The step after which one of :func:`official_stop_step`'s rules fires, or None when none does."""
     traj = np.asarray(trajectory, dtype=np.float64)
     loss = np.asarray(loss_before, dtype=np.float64)
     n = len(traj)
@@ -72,8 +81,8 @@ def official_stop_step(
     idx = np.arange(n)
     streak = idx - np.maximum.accumulate(np.where(small, -1, idx))  # consecutive small changes ending at t
     stops.append(np.flatnonzero(streak >= loss_patience))
-    first = min((int(s[0]) for s in stops if len(s)), default=n - 1)
-    return first + 1
+    first = min((int(s[0]) for s in stops if len(s)), default=None)
+    return None if first is None else first + 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,7 +90,8 @@ class BealeTrap:
     """Result of :func:`beale_trap`; row ``i`` belongs to ``rhos[i]`` (ρ = 0 is GD).
 
     Attributes:
-        steps: the common number of steps (GD's stopping step).
+        steps: the common number of steps: GD's official stopping step, or the ``max_steps`` budget
+            when the rule did not fire within it (see ``official``).
         rhos: (4,) radii.
         trajectories: ``w_1 … w_steps``, shape (4, steps, 2).
         loss: f(w_t) at the same times, shape (4, steps).
@@ -89,6 +99,8 @@ class BealeTrap:
         final: end points, shape (4, 2).
         dist_saddle, dist_minimum: distances of the end points to (0, 1) and (3, 1/2), shape (4,).
         trapped: ``dist_saddle < TRAP_RADIUS``, shape (4,).
+        official: whether GD's official stopping rule fired within ``max_steps`` (else the runs
+            stop at ``max_steps``).
     """
 
     steps: int
@@ -100,10 +112,13 @@ class BealeTrap:
     dist_saddle: np.ndarray
     dist_minimum: np.ndarray
     trapped: np.ndarray
+    official: bool = True
 
-    def table(self) -> str:
-        """A plain-text table of the end points."""
-        lines = [f"Beale, start {BEALE_X0}, lr {BEALE_LR:g}, {self.steps} steps (GD's official stopping step)",
+    def table(self, budget: str = "max_steps") -> str:
+        """A plain-text table of the end points; ``budget`` names the step limit in the header."""
+        steps = (f"{self.steps} steps (GD's official stopping step)" if self.official
+                 else f"limited to {self.steps} steps by {budget} (GD's official stopping rule did not fire)")
+        lines = [f"Beale, start {BEALE_X0}, lr {BEALE_LR:g}, {steps}",
                  f"{'run':>10} {'x':>12} {'y':>12} {'loss':>11} {'|w-(0,1)|':>11} {'|w-(3,.5)|':>11}  cos range (last 1000)  at saddle?"]
         for i, rho in enumerate(self.rhos):
             name = "GD" if rho == 0 else f"SAM {rho:g}"
@@ -121,8 +136,10 @@ def beale_trap(max_steps: int = 100_000, rhos=BEALE_RHOS) -> BealeTrap:
 
     All runs go in one batched simulation of ``max_steps`` steps; GD's stopping step is then found
     with :func:`official_stop_step` and every run is cut there (the same steps for all, as in the
-    official code). ``rhos`` must contain 0 (GD).
+    official code). If the rule does not fire within ``max_steps``, the runs stop there and the
+    result says so (``official=False``). ``rhos`` must contain 0 (GD).
     """
+    max_steps = checks.integer("beale_trap", "max_steps", max_steps, low=1)
     rhos = np.asarray(rhos, dtype=np.float64)
     if not np.any(rhos == 0):
         raise ValueError("beale_trap: rhos must include 0 (GD sets the number of steps)")
@@ -134,7 +151,8 @@ def beale_trap(max_steps: int = 100_000, rhos=BEALE_RHOS) -> BealeTrap:
     gd = int(np.flatnonzero(rhos == 0)[0])
     loss0 = float(f.loss(np.asarray(BEALE_X0)))
     loss_before = np.concatenate([[loss0], run.observables["loss"][gd, :-1]])
-    steps = official_stop_step(run.trajectory[gd], loss_before, BEALE_MINIMUM)
+    fired = _first_stop(run.trajectory[gd], loss_before, BEALE_MINIMUM, **official_stop_step.__kwdefaults__)
+    steps = max_steps if fired is None else fired
     traj = run.trajectory[:, :steps]
     final = traj[:, -1]
     dist_saddle = np.linalg.norm(final - np.asarray(BEALE_SADDLE), axis=1)
@@ -148,4 +166,5 @@ def beale_trap(max_steps: int = 100_000, rhos=BEALE_RHOS) -> BealeTrap:
         dist_saddle=dist_saddle,
         dist_minimum=np.linalg.norm(final - np.asarray(BEALE_MINIMUM), axis=1),
         trapped=dist_saddle < TRAP_RADIUS,
+        official=fired is not None,
     )

@@ -17,12 +17,15 @@ and each particle's first exit / crossing step is kept (int32 per particle).
 
 Exact combination across chunks: integer counts add exactly; the float sums of each chunk are kept
 separately and combined with ``math.fsum`` (exactly rounded, so independent of the order and the
-grouping of chunks). Chunk ``c`` of a setting always holds particles ``c·chunk … (c+1)·chunk − 1``
-and draws its noise from ``fold_in(fold_in(PRNGKey(seed), c), step)`` — the keys of ``simulate``'s
-chunk ``c`` — so with the same seed and chunk size the results are bit-identical whether the
-particles come in one call or in several (``first_chunk=`` and :meth:`ParticleStats.merge`).
-All settings of a grid use the same chunk keys (common random numbers: differences between ρ, γ
-or B are not blurred by independent noise).
+grouping of chunks). Chunk ``c`` of a setting holds particles ``c·chunk … (c+1)·chunk − 1``, and
+particle ``p`` draws its noise from (seed, step, p) alone (:mod:`samdyn.engine`), so with the same
+seed and chunk size the results are bit-identical whether the particles come in one call or in
+several (``first_chunk=`` and :meth:`ParticleStats.merge`); each particle's path is the same for
+any chunk size. All settings of a grid see the same draws (common random numbers: differences
+between ρ, γ or B are not blurred by independent noise) unless ``common_noise=False``.
+
+This module is a thin caller of :mod:`samdyn.engine`: :func:`run_particles` lays out the chunks
+and :class:`_Statistics` is its recorder.
 
 Loss quantiles come from the merged histogram, linearly interpolated inside a bin: exact to the
 bin width (choose ``loss_edges`` accordingly); a quantile that falls in the under/overflow bin is
@@ -47,8 +50,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import checks, engine
 from .optim import HParams
-from .simulation import _run_chunks, _runner
 
 __all__ = ["StatsSpec", "ParticleStats", "particle_stats"]
 
@@ -140,6 +143,10 @@ class ParticleStats:
     first_chunk: int
     spec: StatsSpec
 
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{f.name}={checks.summary(getattr(self, f.name))}" for f in dataclasses.fields(self))
+        return f"ParticleStats({fields})"
+
     # ---- combined sums ------------------------------------------------------------------------
     @functools.cached_property
     def s1(self) -> np.ndarray:
@@ -188,10 +195,16 @@ class ParticleStats:
         Returns:
             (*S, T, k).
         """
-        V = np.asarray(directions, dtype=np.float64)
+        d = self.reference.shape[-1]
+        V = checks.array("ParticleStats.width", "directions", directions, ndim=(1, 2))
         if V.ndim == 1:
             V = V[:, None]
-        V = V / np.linalg.norm(V, axis=0, keepdims=True)
+        if V.shape[0] != d:
+            checks.fail("ParticleStats.width", "directions", f"a ({d}, k) matrix of column directions (d = {d})", V)
+        norms = np.linalg.norm(V, axis=0, keepdims=True)
+        if np.any(norms == 0):
+            checks.fail("ParticleStats.width", "directions", "non-zero columns", V)
+        V = V / norms
         M = self.cov if central else self.second_moment
         return np.sqrt(np.einsum("...ij,ik,jk->...k", M, V, V))
 
@@ -278,8 +291,8 @@ class ParticleStats:
 
 @dataclasses.dataclass(frozen=True)
 class _Statistics:
-    """Recorder for ``simulation._runner`` (see ``simulation._Trajectories`` for the protocol):
-    per-particle first exit / crossing steps in the carry, particle sums at every record time.
+    """Recorder (see :mod:`samdyn.engine` for the protocol): per-particle first exit / crossing
+    steps in the carry, particle sums at every record time.
 
     ``args``: ``ref`` (d,), ``valid`` (lanes,) bool (padding lanes are False), ``radius``, ``level``
     (scalars) and ``edges`` (histogram edges).
@@ -288,9 +301,8 @@ class _Statistics:
     has_radius: bool
     has_level: bool
     n_edges: int
-
-    def n_records(self, steps, every):
-        return steps // every
+    records = True
+    lane_keys = ("exit_at", "cross_at")
 
     def init(self, lanes, args):
         never = jnp.full((lanes,), -1, dtype=jnp.int32)
@@ -327,78 +339,79 @@ class _Statistics:
         return dict(extra)
 
 
-LANE_KEYS = ("final", "diverged_at", "exit_at", "cross_at")
-
-
 def run_particles(problem, opt, noise, hp_np: HParams, hp_shape, x0, steps, every, spec: StatsSpec, particles: int,
-                  chunk: int, first_chunk: int, seed: int, dtype: str) -> dict:
-    """Host loop of a stats run (called by ``simulate`` after validation). Returns arrays for Run."""
+                  chunk: int, first_chunk: int, seed: int, dtype: str, *, common_noise: bool = True,
+                  divergence_bound: float = engine.DEFAULT_DIVERGENCE_BOUND, progress=None,
+                  confirm: bool = False) -> dict:
+    """Host side of a stats run (called by ``simulate`` after validation): one chunk list for the
+    engine, then per-setting statistics. Returns arrays for a ``Run`` (``stats``, ``final``,
+    ``diverged_at``, ``settings_shape``, ``steps``)."""
     d = x0.shape[-1]
     x0_batch = x0.shape[:-1]
     settings_shape = tuple(hp_shape) + tuple(x0_batch)
     n_hp, n_x = math.prod(hp_shape), math.prod(x0_batch)
+    n_settings = n_hp * n_x
     hp_flat = [np.broadcast_to(leaf, hp_shape).reshape(-1) for leaf in hp_np]
     x_flat = x0.reshape(n_x, d)
     n_chunks = -(-particles // chunk)
     n_edges = 0 if spec.loss_edges is None else len(spec.loss_edges)
     recorder = _Statistics(spec.radius is not None, spec.level is not None, n_edges)
-    runner = _runner(problem, opt, noise, steps, every, recorder)
     cast = np.dtype(dtype).type
     radius, level = cast(spec.radius or 0.0), cast(spec.level or 0.0)
     edges = np.asarray(spec.loss_edges if n_edges else (0.0,), dtype=dtype)
     refs = [np.asarray(spec.reference if spec.reference is not None else x_flat[s % n_x], dtype=np.float64)
-            for s in range(n_hp * n_x)]
+            for s in range(n_settings)]
+    itemsize = np.dtype(dtype).itemsize
+    engine.check_memory("simulate", engine.estimate_bytes(n_settings * particles, d, itemsize, 0, 0)
+                        + n_settings * n_chunks * (steps // every) * (d + d * d + n_edges + 4) * 8, confirm,
+                        "raise every= or run fewer particles / settings")
 
-    def chunk_args():
-        for s in range(n_hp * n_x):
-            ih, ix = divmod(s, n_x)
-            hp_c = HParams(*(np.full((chunk,), leaf[ih], dtype=dtype) for leaf in hp_flat))
-            x_c = np.repeat(x_flat[ix][:, None], chunk, axis=1).astype(dtype)
-            for c in range(n_chunks):
-                args = {"ref": refs[s].astype(dtype), "valid": np.arange(chunk) < particles - c * chunk,
-                        "radius": radius, "level": level, "edges": edges}
-                yield x_c, hp_c, args, np.uint32(seed), np.uint32(first_chunk + c)
-
-    outs = _run_chunks(runner, chunk_args())
-    per_setting, per_setting_totals = [], []
-    for s in range(n_hp * n_x):
-        rows, totals = [], {}
-        for c, out in enumerate(outs[s * n_chunks : (s + 1) * n_chunks]):
+    chunks = []
+    for s in range(n_settings):
+        ih, ix = divmod(s, n_x)
+        for c in range(n_chunks):
             n_valid = min(chunk, particles - c * chunk)
-            # integer counts add exactly in any order: keep running totals; float sums stay per chunk
-            for name in ("count", "hist", "exited", "crossed"):
-                if name in out:
-                    totals[name] = totals.get(name, 0) + np.asarray(out.pop(name), dtype=np.int64)
-            rows.append({k: v[..., :n_valid] if k in LANE_KEYS else v for k, v in out.items()})
-        per_setting.append(rows)
-        per_setting_totals.append(totals)
+            chunks.append(engine.Chunk(
+                x=np.repeat(x_flat[ix][None, :], n_valid, axis=0),
+                hp=HParams(*(leaf[ih] for leaf in hp_flat)),  # one setting per chunk: scalars
+                particle=(first_chunk + c) * chunk + np.arange(n_valid),
+                stream=np.full((n_valid,), s),
+                args={"ref": refs[s].astype(dtype), "radius": radius, "level": level, "edges": edges},
+            ))
+    program = engine.Program(problem, opt, noise, recorder, common_noise, divergence_bound)
+    try:
+        out = engine.run(program, chunks, steps=steps, every=every, seed=seed, lanes=min(chunk, particles), dtype=dtype,
+                         progress=progress, confirm=confirm, label="simulate")
+    except engine.Interrupted as stop:
+        stop.partial = _assemble(stop.partial, spec, refs, settings_shape, n_chunks, particles, chunk,
+                                 first_chunk, every, d)
+        raise
+    return _assemble(out, spec, refs, settings_shape, n_chunks, particles, chunk, first_chunk, every, d)
+
+
+def _assemble(out: engine.Output, spec, refs, settings_shape, n_chunks, particles, chunk, first_chunk, every, d) -> dict:
+    """Per-setting statistics from the engine's per-chunk outputs (settings outer, chunks inner)."""
+    n_settings = len(refs)
+    per_setting = [out.chunks[s * n_chunks:(s + 1) * n_chunks] for s in range(n_settings)]
 
     def stack(name, lanes=False):
-        rows = []
-        for outs in per_setting:
-            if lanes:
-                rows.append(np.concatenate([o[name] for o in outs], axis=-1))
-            else:
-                rows.append(np.stack([o[name] for o in outs]))
+        rows = [np.concatenate([o[name] for o in outs], axis=-1) if lanes else np.stack([o[name] for o in outs])
+                for outs in per_setting]
         arr = np.stack(rows)
         return arr.reshape(settings_shape + arr.shape[1:])
 
-    def total(name):
-        arr = np.stack([t[name] for t in per_setting_totals])
+    def total(name):  # integer counts add exactly in any order
+        arr = np.stack([sum(np.asarray(o[name], dtype=np.int64) for o in outs) for outs in per_setting])
         return arr.reshape(settings_shape + arr.shape[1:])
 
-    T = steps // every
-    s1 = stack("s1").astype(np.float64)  # (*S, C, T, d)
-    s2 = stack("s2").astype(np.float64)
-    count = total("count")
-
+    T = out.steps_done // every
     stats = ParticleStats(
         times=every * np.arange(1, T + 1),
         reference=np.stack(refs).reshape(settings_shape + (d,)),
-        count=count,
-        s1_chunks=s1,
-        s2_chunks=s2,
-        loss_hist=total("hist") if n_edges else None,
+        count=total("count"),
+        s1_chunks=stack("s1").astype(np.float64),  # (*S, C, T, d)
+        s2_chunks=stack("s2").astype(np.float64),
+        loss_hist=total("hist") if spec.loss_edges is not None else None,
         exited=total("exited") if spec.radius is not None else None,
         crossed=total("crossed") if spec.level is not None else None,
         exit_step=stack("exit_at", lanes=True) if spec.radius is not None else None,
@@ -409,5 +422,5 @@ def run_particles(problem, opt, noise, hp_np: HParams, hp_shape, x0, steps, ever
         spec=spec,
     )
     final = np.moveaxis(stack("final", lanes=True), -2, -1)  # (*S, P, d)
-    diverged_at = stack("diverged_at", lanes=True)
-    return {"stats": stats, "final": final, "diverged_at": diverged_at, "settings_shape": settings_shape + (particles,)}
+    return {"stats": stats, "final": final, "diverged_at": stack("diverged_at", lanes=True),
+            "settings_shape": settings_shape + (particles,), "steps": out.steps_done}

@@ -30,7 +30,7 @@ def oracle_noise(model, problem, point, lanes=20000, seed=0, calls=1):
     """Noise of the oracle at ``point`` for many lanes: array (lanes, calls, d)."""
     point = jnp.asarray(point, dtype=jnp.float64)
     x = jnp.broadcast_to(point[:, None], (point.shape[0], lanes))
-    draws = model.sample(jax.random.PRNGKey(seed), x, lanes)
+    draws = model.sample(noise.counter(seed, 1, np.arange(lanes)), x)
 
     def lane(draw, w):
         fn = model.oracle(problem, draw)
@@ -139,7 +139,7 @@ def test_hessian_noise_is_state_dependent_and_can_be_frozen():
 def test_minibatch_draws_are_without_replacement_and_uniform():
     n, B, lanes = 7, 3, 20000
     m = noise.minibatch(B, noise.centered_shifts(n, 2))
-    idx = np.asarray(m.sample(jax.random.PRNGKey(0), jnp.zeros((2, lanes)), lanes))[0]  # (B, lanes)
+    idx = np.asarray(m.sample(noise.counter(0, 1, np.arange(lanes)), jnp.zeros((2, lanes))))[0]  # (B, lanes)
     assert idx.shape == (B, lanes)
     srt = np.sort(idx, axis=0)
     assert np.all(np.diff(srt, axis=0) > 0)  # distinct within every batch
@@ -153,7 +153,7 @@ def test_minibatch_subsets_are_uniform(sampler):
     """Floyd's sampler: each of the C(6, 3) = 20 subsets has probability 1/20 (bands of 5 s.e.)."""
     n, B, lanes = 6, 3, 40_000
     m = noise.minibatch(B, noise.centered_shifts(n, 2, seed=0), sampler=sampler)
-    idx = np.asarray(m.sample(jax.random.PRNGKey(11), None, lanes))[0]  # (B, lanes)
+    idx = np.asarray(m.sample(noise.counter(11, 1, np.arange(lanes)), None))[0]  # (B, lanes)
     assert idx.min() >= 0 and idx.max() < n
     assert np.all(np.diff(np.sort(idx, axis=0), axis=0) > 0)  # B distinct components per lane
     codes = (1 << np.sort(idx, axis=0)).sum(axis=0)  # subset as a bit mask
@@ -212,19 +212,29 @@ def test_least_squares_minibatch_sgd_converges_to_the_solution_region():
 # ---- the fast sampler ----------------------------------------------------------------------------
 
 
-def test_fast_normal_is_standard_normal():
+@pytest.mark.parametrize("sampler", noise.SAMPLERS)
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_counter_normals_are_standard_normal_and_independent(sampler, dtype):
+    """Draws over 100,001 particles: N(0, 1) (moments, Kolmogorov–Smirnov), elements, steps and
+    particles uncorrelated, and the same counter gives the same bits."""
     import scipy.stats
 
-    z = np.asarray(noise.fast_normal(jax.random.PRNGKey(3), (2, 200001), jnp.float64))
-    assert z.shape == (2, 200001)
-    sample_cov_check(z.T, np.eye(2))  # mean 0, unit variance, rows uncorrelated
+    particles = np.arange(100_001)
+    z = np.asarray(noise.normal(noise.counter(3, 7, particles), (2,), dtype, sampler), dtype=np.float64)
+    assert z.shape == (2, particles.size)
+    assert noise.normal(noise.counter(3, 7, particles[:5]), (2,), dtype, sampler).dtype == dtype
+    sample_cov_check(z.T, np.eye(2))  # mean 0, unit variance, the two elements uncorrelated
     assert scipy.stats.kstest(z.ravel(), "norm").pvalue > 1e-3
-    # different keys give uncorrelated streams; the same key the same bits
-    z2 = np.asarray(noise.fast_normal(jax.random.fold_in(jax.random.PRNGKey(3), 1), (2, 200001), jnp.float64))
-    prod = z[0] * z2[0]
-    assert abs(prod.mean()) < Z_BAND * prod.std() / np.sqrt(prod.size)
-    np.testing.assert_array_equal(z, np.asarray(noise.fast_normal(jax.random.PRNGKey(3), (2, 200001), jnp.float64)))
-    assert noise.fast_normal(jax.random.PRNGKey(0), (3,)).dtype == jnp.float32
+    z_next = np.asarray(noise.normal(noise.counter(3, 8, particles), (2,), dtype, sampler), dtype=np.float64)
+    z_seed = np.asarray(noise.normal(noise.counter(4, 7, particles), (2,), dtype, sampler), dtype=np.float64)
+    for prod in (z[0] * z_next[0], z[0] * z_seed[0], z[0, 1:] * z[0, :-1]):  # next step, next seed, next particle
+        assert abs(prod.mean()) < Z_BAND * prod.std() / np.sqrt(prod.size)
+    again = noise.normal(noise.counter(3, 7, particles), (2,), dtype, sampler)
+    np.testing.assert_array_equal(np.asarray(again, dtype=np.float64), z)
+    # a particle's draws do not depend on which particles are drawn with it
+    subset = particles[[5, 77_777, 3]]
+    np.testing.assert_array_equal(np.asarray(noise.normal(noise.counter(3, 7, subset), (2,), dtype, sampler),
+                                             dtype=np.float64), z[:, subset])
     with pytest.raises(ValueError, match="sampler"):
         noise.gaussian(std=1.0, sampler="mersenne")
 
@@ -247,8 +257,31 @@ def test_draws_do_not_depend_on_the_cloud_layout(make):
     """A (d, lanes) array and a tuple of d (lanes,) arrays (the per-coordinate layout) get the same draws."""
     m = make()
     x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 16)))
-    key = jax.random.PRNGKey(9)
-    a, b = m.sample(key, x, 16), m.sample(key, (x[0], x[1]), 16)
+    ctr = noise.counter(9, 1, np.arange(16))
+    a, b = m.sample(ctr, x), m.sample(ctr, (x[0], x[1]))
     np.testing.assert_array_equal(a, b)
     g = jax.vmap(lambda dr, w: m.oracle(SADDLE, dr)(w), in_axes=(-1, -1))(a, x)
     assert g.shape == (16, 2) and np.all(np.isfinite(np.asarray(g)))
+
+
+def test_per_coordinate_std_is_a_diagonal_covariance_and_checked_against_d():
+    m = noise.gaussian(std=[0.1, 2.0])
+    np.testing.assert_array_equal(m.covariance(2), np.diag(np.square([0.1, 2.0])))
+    sample_cov_check(oracle_noise(m, SADDLE, [0.3, -0.2])[:, 0], np.diag([0.01, 4.0]))
+    with pytest.raises(ValueError, match=r"gaussian: std has 3 entries \(one per coordinate\), the problem has d = 2"):
+        sd.simulate(SADDLE, sd.optim.gd(), sd.optim.hparams(lr=0.1), [0.0, 0.0], 3, noise=noise.gaussian(std=[1, 2, 3]))
+    with pytest.raises(ValueError, match=r"gaussian: std must be finite and >= 0"):
+        noise.gaussian(std=[0.1, -1.0])
+    with pytest.raises(TypeError, match=r"gaussian: independent must be True or False, got 'yes'"):
+        noise.gaussian(std=0.1, independent="yes")
+
+
+def test_stats_width_checks_the_directions_shape():
+    run = sd.simulate(SADDLE, sd.optim.gd(), sd.optim.hparams(lr=0.1), [0.0, 0.0], 4, noise=noise.gaussian(std=0.1),
+                      particles=64, stats=sd.particle_stats(), every=2)
+    assert run.stats.width(np.eye(2)).shape == (2, 2)
+    with pytest.raises(ValueError, match=r"ParticleStats.width: directions must be a \(2, k\) matrix"):
+        run.stats.width(np.eye(3))
+    with pytest.raises(ValueError, match=r"ParticleStats.width: directions must be non-zero columns"):
+        run.stats.width(np.zeros((2, 1)))
+    assert len(repr(run.stats)) < 2000

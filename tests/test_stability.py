@@ -257,8 +257,9 @@ def test_basins_double_well_and_sam_cycle():
     b = st.basins(SADDLE, sd.optim.sam(), sd.optim.hparams(lr=0.01, rho=0.5), starts, 3000)
     assert b.labels[0, :2].tolist() == [0, 0] and b.period[0, :2].tolist() == [2, 2]
     np.testing.assert_allclose(b.centre[0, :2], 0.0, atol=1e-12)  # the ±a·e_x cycle is centred on the saddle
-    # from y0 = 0.5 the −y² direction wins long before x reaches the cycle: the run escapes (still finite)
-    assert b.labels[0, 2] == st.UNSETTLED and not b.cycling[0, 2] and abs(b.final[0, 2, 1]) > 1e20
+    # from y0 = 0.5 the −y² direction wins long before x reaches the cycle: the run escapes past the
+    # blow-up bound (1e12), still finite, and is labelled diverged
+    assert b.labels[0, 2] == st.DIVERGED and not b.cycling[0, 2] and abs(b.final[0, 2, 1]) > 1e20
 
 
 # ---- 9. bad input ---------------------------------------------------------------------------------------

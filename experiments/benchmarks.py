@@ -379,6 +379,17 @@ def bench_nets_rows(reps, quick):
     return rows
 
 
+def bench_variants_rows(reps, quick):
+    import bench_variants
+
+    out = bench_variants.main(20 if quick else 200, max(1, reps // 2) if quick else reps, write=not quick)
+    sgd = next(r for r in out["rows"] if r["variant"] == "SGD")["ms_per_step"] / 1e3
+    return [row(f"4b. MNIST-1D MLP, batch 128: {r['variant']} step vs SGD step", r["ms_per_step"] / 1e3, "SGD step", sgd,
+                target=round(1.1 * r["grad_evals"], 2), at_most=True,
+                note=f"{r['grad_evals']:g} gradient evaluations; target 1.1 x that")
+            for r in out["rows"] if r["variant"] != "SGD"]
+
+
 # ---- 5. analysis ------------------------------------------------------------------------------------
 
 def bench_analysis(reps, quick):
@@ -422,7 +433,7 @@ def bench_analysis(reps, quick):
 
 
 ROWS = [bench_particles, bench_anchors_rosenbrock, bench_beale, bench_stochastic, bench_anchors_noise, bench_nets_rows,
-        bench_anchors_nets, bench_analysis, bench_grid]
+        bench_anchors_nets, bench_variants_rows, bench_analysis, bench_grid]
 
 
 def machine() -> dict:

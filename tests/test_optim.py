@@ -159,4 +159,5 @@ def test_optimizers_are_cached_and_validated():
     with pytest.raises(ValueError, match="eps must be > 0"):
         sd.optim.sam(eps=0.0)
     hp = sd.optim.hparams(lr=0.1, rho=[0.1, 0.2])
-    assert isinstance(hp, sd.optim.HParams) and len(jax.tree.leaves(hp)) == 3 and hp.rho.dtype == jnp.float64
+    assert isinstance(hp, sd.optim.HParams) and len(jax.tree.leaves(hp)) == len(sd.optim.HParams._fields) == 7
+    assert hp.rho.dtype == jnp.float64

@@ -12,9 +12,10 @@
 from . import datasets, models, training
 from .datasets import Dataset
 from .models import ACTIVATIONS, Model, accuracy, cnn1d, deep_linear, loss_fn, mlp, square_toy
-from .training import RECORDS, TrainResult, minibatch_indices, run_keys, train
+from .training import MONITOR_RECORDS, RECORDS, TrainResult, TrapMonitor, minibatch_indices, run_keys, train
 
 __all__ = [
     "datasets", "models", "training", "Dataset", "Model", "ACTIVATIONS", "mlp", "cnn1d", "square_toy",
-    "deep_linear", "loss_fn", "accuracy", "train", "TrainResult", "RECORDS", "run_keys", "minibatch_indices",
+    "deep_linear", "loss_fn", "accuracy", "train", "TrainResult", "TrapMonitor", "RECORDS", "MONITOR_RECORDS", "run_keys",
+    "minibatch_indices",
 ]

@@ -22,6 +22,20 @@ gradients (both from the optimizer's ``StepInfo``). Every ``hessian_every`` step
 (``samdyn.hessian``), on the first ``hessian_samples`` training samples. Accuracies are NaN for
 regression. A run whose parameters become NaN/inf is flagged (``diverged``, ``diverged_at``);
 the other runs go on.
+
+The oracle is the one the optimizer asks for (``samdyn.optim.batch_oracle``): a
+``LossOracle`` of the minibatch loss, or, for ``optim.msam(m)``, the minibatch cut into
+micro-batches of ``m`` samples (``batch_size`` must be a multiple of ``m``). The optimizer's state
+(momentum, step counter of a schedule, …) lives inside the program: schedules advance with the steps.
+
+The saddle-trap monitor (``monitor=TrapMonitor(every)``; Kim et al. 2023, Theorem 1: a saddle whose
+Hessian has a negative eigenvalue λ attracts USAM once ρ > −1/λ) records, every ``every`` steps, on
+the Hessian's loss (first ``hessian_samples`` training samples): the ``k`` most negative and the
+largest Hessian eigenvalues (Lanczos), the full gradient norm ‖∇L(w)‖, the effective USAM radius
+``r = ‖e‖/‖g‖`` of the last step (``StepInfo.radius``: ρ_t for USAM, ρ_t/‖g‖ for SAM, 0 for GD), the
+ratio ``r · |λ_min|`` and SAM's cosine. A record is *captured* when the run sits near a critical
+point (‖∇L‖ ≤ ``grad_tol``) with the ratio beyond the threshold (> 1 by default): "SAM is being
+captured". ``TrainResult.captured`` is that flag at the last monitor record.
 """
 
 from __future__ import annotations
@@ -36,15 +50,59 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from .. import checks
 from .. import hessian as _hessian
-from ..optim import HParams, Optimizer, hparams as make_hparams, tree_norm
+from ..optim import HParams, Optimizer, batch_oracle, hparams as make_hparams, tree_norm
+from ..optim.sharpness import hessian_trace, worst_case_sharpness
 from .datasets import Dataset
 from .models import Model, accuracy_from_outputs, loss_fn, loss_from_outputs
 
-__all__ = ["TrainResult", "train", "run_keys", "minibatch_indices", "epoch_permutation", "RECORDS"]
+__all__ = ["TrainResult", "TrapMonitor", "train", "run_keys", "minibatch_indices", "epoch_permutation", "RECORDS",
+           "MONITOR_RECORDS"]
 
 #: Names of the per-record observables (each ``(*batch_shape, T)`` in ``TrainResult.records``).
 RECORDS = ("train_loss", "train_acc", "test_loss", "test_acc", "grad_norm", "cosine", "distance", "param_norm")
+
+#: Names of the trap monitor's records (``TrainResult.monitor``; ``lambda_min`` has a trailing ``k`` axis).
+MONITOR_RECORDS = ("lambda_min", "lambda_max", "grad_norm", "radius", "ratio", "cosine", "captured")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrapMonitor:
+    """The saddle-trap monitor of :func:`train` (see the module docstring).
+
+    Attributes:
+        every: steps between records (a multiple of ``train``'s ``eval_every``).
+        k: how many of the most negative Hessian eigenvalues to record.
+        m: Lanczos Krylov dimension (capped at the number of parameters; equal to it: exact).
+        grad_tol: ‖∇L(w)‖ at or below which the run is "near a critical point".
+        threshold: the ratio ``r · |λ_min|`` beyond which a saddle attracts (1: Kim et al.'s ρ > −1/λ).
+        trace_samples: if > 0, also record ``hessian_trace`` (Hutchinson, this many probes).
+        sharpness_steps: if > 0, also record ``sharpness``, the worst-case sharpness
+            ``max_{‖e‖≤ρ} L(w + e) − L(w)`` at the run's ``hp.rho`` (projected ascent, this many steps).
+    """
+
+    every: int
+    k: int = 1
+    m: int = 20
+    grad_tol: float = 1e-3
+    threshold: float = 1.0
+    trace_samples: int = 0
+    sharpness_steps: int = 0
+
+    def __post_init__(self):
+        checks.integer("TrapMonitor", "every", self.every, low=1)
+        checks.integer("TrapMonitor", "k", self.k, low=1)
+        checks.integer("TrapMonitor", "m", self.m, low=1)
+        checks.real("TrapMonitor", "grad_tol", self.grad_tol, low=0.0)
+        checks.real("TrapMonitor", "threshold", self.threshold, low=0.0)
+        checks.integer("TrapMonitor", "trace_samples", self.trace_samples, low=0)
+        checks.integer("TrapMonitor", "sharpness_steps", self.sharpness_steps, low=0)
+
+    @property
+    def records(self) -> tuple:
+        """The names this monitor records (:data:`MONITOR_RECORDS` plus the optional measures)."""
+        return MONITOR_RECORDS + ("hessian_trace",) * (self.trace_samples > 0) + ("sharpness",) * (self.sharpness_steps > 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +118,10 @@ class TrainResult:
         eig_high: the ``k`` largest eigenvalues, descending, ``(*batch_shape, Th, k)``.
         diverged: True where parameters became NaN/inf, ``batch_shape``.
         diverged_at: first step with non-finite parameters, −1 if none, ``batch_shape``.
+        monitor_times: steps of the trap monitor's records, ``(Tm,)`` (empty without a monitor).
+        monitor: name (see :attr:`TrapMonitor.records`) -> ``(*batch_shape, Tm)`` (``lambda_min``:
+            ``(*batch_shape, Tm, k)``); empty without a monitor.
+        captured: the monitor's flag at its last record, ``batch_shape`` (False without one).
         hp: hyperparameters broadcast to ``hp_shape`` (NumPy leaves).
         seeds: the seeds, ``(n_seeds,)``.
         batch_shape: ``hp_shape + (n_seeds,)``.
@@ -82,6 +144,9 @@ class TrainResult:
     dtype: str
     model: str
     optimizer: str
+    monitor_times: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0,), int))
+    monitor: dict = dataclasses.field(default_factory=dict)
+    captured: np.ndarray | None = None
 
     def final(self, name: str) -> np.ndarray:
         """The last record of ``name``, shape ``batch_shape``."""
@@ -158,7 +223,8 @@ def _check_data(model: Model, data: Dataset):
 
 
 @functools.lru_cache(maxsize=64)
-def _runner(model: Model, opt: Optimizer, batch_size: int, n_blocks: int, hess: bool, hess_k: int, hess_m: int):
+def _runner(model: Model, opt: Optimizer, batch_size: int, n_blocks: int, hess: bool, hess_k: int, hess_m: int,
+            monitor: TrapMonitor | None = None, mon_m: int = 1):
     """The jitted program for one configuration (cached): every run, ``n_blocks`` record blocks.
 
     Step counts are traced (``every``, ``last`` = steps in the final block, ``hess_every``), so
@@ -167,7 +233,7 @@ def _runner(model: Model, opt: Optimizer, batch_size: int, n_blocks: int, hess: 
     """
 
     def one_run(hp, key, counts, x, y, x_eval, y_eval, x_test, y_test, x_hess, y_hess):
-        every, last, hess_every = counts
+        every, last, hess_every, mon_every = counts
         init_key, data_key, hess_key = key
         params0 = model.init(init_key, x.dtype)
         n = x.shape[0]
@@ -182,17 +248,34 @@ def _runner(model: Model, opt: Optimizer, batch_size: int, n_blocks: int, hess: 
                                 lambda: perm)
             idx = jax.lax.dynamic_slice(perm, ((s % per_epoch) * batch_size,), (batch_size,))
             xb, yb = x[idx], y[idx]
-            grad_fn = jax.grad(lambda p: loss_fn(model, p, xb, yb))
+            grad_fn = batch_oracle(opt, lambda p, xs, ys: loss_fn(model, p, xs, ys), xb, yb)
             params, state, info = opt.step(grad_fn, params, state, hp)
             finite = jnp.all(jnp.isfinite(ravel_pytree(params)[0]))
             diverged_at = jnp.where((diverged_at < 0) & ~finite, t.astype(jnp.int32), diverged_at)
-            return params, state, diverged_at, perm, (info.grad_norm, info.cosine)
+            radius = jnp.zeros_like(info.grad_norm) if info.radius is None else info.radius
+            return params, state, diverged_at, perm, (info.grad_norm, info.cosine, radius)
 
         def split_metrics(params, xs, ys):
             out = model.apply(params, xs)
             return loss_from_outputs(model.task, out, ys), accuracy_from_outputs(model.task, out, ys)
 
-        def observe(params, step_info, due):
+        def hess_loss(q):
+            return loss_fn(model, q, x_hess, y_hess)
+
+        def trap(p, step_info):
+            lo, hi = _hessian.extreme_eigs(hess_loss, p, monitor.k, m=mon_m, key=hess_key)
+            gn = tree_norm(jax.grad(hess_loss)(p))
+            ratio = step_info[2] * jnp.maximum(-lo[0], 0.0)
+            captured = (gn <= monitor.grad_tol) & (ratio > monitor.threshold)
+            rec = {"lambda_min": lo, "lambda_max": hi[0], "grad_norm": gn, "radius": step_info[2], "ratio": ratio,
+                   "cosine": step_info[1], "captured": captured}
+            if monitor.trace_samples:
+                rec["hessian_trace"] = hessian_trace(hess_loss, p, samples=monitor.trace_samples, key=hess_key)
+            if monitor.sharpness_steps:
+                rec["sharpness"] = worst_case_sharpness(hess_loss, p, hp.rho, steps=monitor.sharpness_steps, key=hess_key)
+            return rec
+
+        def observe(params, step_info, due, mon_due):
             rec = {"grad_norm": step_info[0], "cosine": step_info[1],
                    "distance": tree_norm(jax.tree.map(jnp.subtract, params, params0)),
                    "param_norm": tree_norm(params)}
@@ -208,6 +291,10 @@ def _runner(model: Model, opt: Optimizer, batch_size: int, n_blocks: int, hess: 
                     return nan, nan
 
                 rec["eig_low"], rec["eig_high"] = jax.lax.cond(due, eigs, skip, params)
+            if monitor is not None:
+                shapes = jax.eval_shape(trap, params, step_info)
+                blank = jax.tree.map(lambda sd: jnp.zeros(sd.shape, sd.dtype), shapes)
+                rec["monitor"] = jax.lax.cond(mon_due, trap, lambda p, i: blank, params, step_info)
             return rec
 
         def block(carry, b):
@@ -215,10 +302,11 @@ def _runner(model: Model, opt: Optimizer, batch_size: int, n_blocks: int, hess: 
             length = jnp.where(b < n_blocks - 1, every, last)
             carry = jax.lax.fori_loop(start + 1, start + length + 1, advance, carry)
             due = ((start + length) % hess_every == 0) & (length == every)
-            return carry, observe(carry[0], carry[4], due)
+            mon_due = ((start + length) % mon_every == 0) & (length == every)
+            return carry, observe(carry[0], carry[4], due, mon_due)
 
         nan = jnp.full((), jnp.nan, x.dtype)
-        carry = (params0, opt.init(params0), jnp.asarray(-1, jnp.int32), jnp.zeros((n,), jnp.int32), (nan, nan))
+        carry = (params0, opt.init(params0), jnp.asarray(-1, jnp.int32), jnp.zeros((n,), jnp.int32), (nan, nan, nan))
         carry, recs = jax.lax.scan(block, carry, jnp.arange(n_blocks))
         return {"params": carry[0], "diverged_at": carry[2], **recs}
 
@@ -229,7 +317,7 @@ def _runner(model: Model, opt: Optimizer, batch_size: int, n_blocks: int, hess: 
 def train(model: Model, data: Dataset, optimizer: Optimizer, hp, steps: int, batch_size: int, key=0, *,
           seeds: int | Sequence[int] = 1, eval_every: int | None = None, eval_samples: int | None = None,
           hessian_every: int | None = None, hessian_k: int = 1, hessian_m: int = 20,
-          hessian_samples: int | None = 1000, dtype: str = "float32") -> TrainResult:
+          hessian_samples: int | None = 1000, dtype: str = "float32", monitor: TrapMonitor | None = None) -> TrainResult:
     """Train ``model`` on ``data`` with ``optimizer.step``, for every hyperparameter setting and seed.
 
     Args:
@@ -252,6 +340,8 @@ def train(model: Model, data: Dataset, optimizer: Optimizer, hp, steps: int, bat
         hessian_samples: training samples in the Hessian's loss (default 1000; None: all).
         dtype: ``"float32"`` (default, for throughput) or ``"float64"``; data, parameters and
             hyperparameters are cast to it.
+        monitor: a :class:`TrapMonitor` (the saddle-trap monitor, on the ``hessian_samples``
+            loss) or None.
 
     Returns:
         A :class:`TrainResult`.
@@ -279,6 +369,15 @@ def train(model: Model, data: Dataset, optimizer: Optimizer, hp, steps: int, bat
             raise ValueError(f"train: hessian_every={hess_every} must be a multiple of eval_every={every}")
         _int("hessian_k", hessian_k)
         _int("hessian_m", hessian_m)
+    micro = dict(optimizer.options).get("micro_batch")
+    if micro is not None and batch_size % micro:
+        raise ValueError(f"train: batch_size={batch_size} must be a multiple of {optimizer.name}'s micro-batch size {micro}")
+    mon_every = 0
+    if monitor is not None:
+        checks.instance("train", "monitor", monitor, TrapMonitor, "None or samdyn.nets.TrapMonitor(every, ...)")
+        mon_every = _int("monitor.every", monitor.every, 1, steps)
+        if mon_every % every:
+            raise ValueError(f"train: monitor.every={mon_every} must be a multiple of eval_every={every}")
     n_eval = n_train if eval_samples is None else _int("eval_samples", eval_samples, 1, n_train)
     n_hess = n_train if hessian_samples is None else min(_int("hessian_samples", hessian_samples), n_train)
     if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
@@ -297,6 +396,9 @@ def train(model: Model, data: Dataset, optimizer: Optimizer, hp, steps: int, bat
     hess_k, hess_m = (hessian_k, min(hessian_m, n_params)) if hess_every else (1, 1)
     if hess_every and hess_k > hess_m:
         raise ValueError(f"train: hessian_k={hess_k} exceeds the Krylov dimension {hess_m}")
+    mon_m = min(monitor.m, n_params) if monitor is not None else 1
+    if monitor is not None and monitor.k > mon_m:
+        raise ValueError(f"train: monitor.k={monitor.k} exceeds the Krylov dimension {mon_m}")
 
     # broadcast the grid, then flatten runs = (hp grid) × seeds
     hp_np = jax.tree.map(np.asarray, hp)
@@ -317,8 +419,9 @@ def train(model: Model, data: Dataset, optimizer: Optimizer, hp, steps: int, bat
               cast_x(data.x_test), cast_y(data.y_test), cast_x(data.x_train[:n_hess]), cast_y(data.y_train[:n_hess]))
     n_rec, rem = divmod(steps, every)
     n_blocks = n_rec + (rem > 0)
-    counts = (jnp.asarray(every), jnp.asarray(rem if rem else every), jnp.asarray(hess_every or 1))
-    fn = _runner(model, optimizer, batch_size, n_blocks, bool(hess_every), hess_k, hess_m)
+    counts = (jnp.asarray(every), jnp.asarray(rem if rem else every), jnp.asarray(hess_every or 1),
+              jnp.asarray(mon_every or 1))
+    fn = _runner(model, optimizer, batch_size, n_blocks, bool(hess_every), hess_k, hess_m, monitor, mon_m)
     out = jax.device_get(fn(runs_hp, runs_keys, counts, *arrays))
 
     batch_shape = tuple(hp_shape) + (n_seeds,)
@@ -336,9 +439,16 @@ def train(model: Model, data: Dataset, optimizer: Optimizer, hp, steps: int, bat
     else:
         eig_low = eig_high = np.zeros(batch_shape + (0, 0))
         hess_times = np.zeros((0,), int)
+    mon, mon_times, captured = {}, np.zeros((0,), int), np.zeros(batch_shape, bool)
+    if monitor is not None:
+        due = times % mon_every == 0
+        mon = {name: shaped(out["monitor"][name])[..., :n_rec][..., due] for name in monitor.records if name != "lambda_min"}
+        mon["lambda_min"] = shaped(out["monitor"]["lambda_min"])[..., :n_rec, :][..., due, :]
+        mon_times = times[due]
+        captured = mon["captured"][..., -1] if mon_times.size else captured
     diverged_at = shaped(out["diverged_at"])
     return TrainResult(
         params=jax.tree.map(shaped, out["params"]), times=times, records=records, hessian_times=hess_times,
         eig_low=eig_low, eig_high=eig_high, diverged=diverged_at >= 0, diverged_at=diverged_at, hp=hp_grid,
         seeds=seed_list, batch_shape=batch_shape, steps=steps, batch_size=batch_size, dtype=dtype,
-        model=model.name, optimizer=optimizer.name)
+        model=model.name, optimizer=optimizer.name, monitor_times=mon_times, monitor=mon, captured=captured)

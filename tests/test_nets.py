@@ -278,3 +278,14 @@ def test_cnn_reaches_the_mnist1d_baseline(mnist):
     res = nets.train(nets.cnn1d(), mnist, sd.optim.gd(), sd.optim.hparams(lr=0.05, momentum=0.9), 3000, 100, seeds=2)
     acc = res.final("test_acc")
     assert abs(acc.mean() - 0.94) < 0.03 and acc.min() > 0.90, acc
+
+
+def test_blow_up_bound_flags_runs_past_it(tiny):
+    """The bound is |θ| > B for any parameter: below the initial scale every run is flagged at step 1."""
+    model, data = tiny
+    hp = sd.optim.hparams(lr=[0.1, 1e100], rho=0.05, momentum=0.9)
+    res = nets.train(model, data, sd.optim.sam(), hp, 5, BATCH, seeds=[0, 1, 2], eval_every=1, dtype="float64",
+                     divergence_bound=1e-6)
+    assert np.all(res.diverged_at == 1)
+    with pytest.raises(ValueError, match=r"train: divergence_bound must be a finite real number > 0"):
+        nets.train(model, data, sd.optim.sam(), hp, 5, BATCH, divergence_bound=-1.0)

@@ -20,8 +20,8 @@ samples), ``distance`` = ‖w_t − w_0‖, ``param_norm`` = ‖w_t‖, and, of 
 gradients (both from the optimizer's ``StepInfo``). Every ``hessian_every`` steps: the
 ``hessian_k`` smallest and largest eigenvalues of the training-loss Hessian by Lanczos
 (``samdyn.hessian``), on the first ``hessian_samples`` training samples. Accuracies are NaN for
-regression. A run whose parameters become NaN/inf is flagged (``diverged``, ``diverged_at``);
-the other runs go on.
+regression. A run whose parameters become NaN/inf or exceed ±``divergence_bound`` is flagged
+(``diverged``, ``diverged_at``); the other runs go on.
 
 The oracle is the one the optimizer asks for (``samdyn.optim.batch_oracle``): a
 ``LossOracle`` of the minibatch loss, or, for ``optim.msam(m)``, the minibatch cut into
@@ -52,6 +52,7 @@ from jax.flatten_util import ravel_pytree
 
 from .. import checks
 from .. import hessian as _hessian
+from ..engine import DEFAULT_DIVERGENCE_BOUND
 from ..optim import HParams, Optimizer, batch_oracle, hparams as make_hparams, tree_norm
 from ..optim.sharpness import hessian_trace, worst_case_sharpness
 from .datasets import Dataset
@@ -116,8 +117,8 @@ class TrainResult:
         hessian_times: steps at which Hessian extremes were taken, ``(Th,)``.
         eig_low: the ``k`` smallest eigenvalues, ascending, ``(*batch_shape, Th, k)``.
         eig_high: the ``k`` largest eigenvalues, descending, ``(*batch_shape, Th, k)``.
-        diverged: True where parameters became NaN/inf, ``batch_shape``.
-        diverged_at: first step with non-finite parameters, −1 if none, ``batch_shape``.
+        diverged: True where parameters became NaN/inf or left ±divergence_bound, ``batch_shape``.
+        diverged_at: the first such step, −1 if none, ``batch_shape``.
         monitor_times: steps of the trap monitor's records, ``(Tm,)`` (empty without a monitor).
         monitor: name (see :attr:`TrapMonitor.records`) -> ``(*batch_shape, Tm)`` (``lambda_min``:
             ``(*batch_shape, Tm, k)``); empty without a monitor.
@@ -224,7 +225,7 @@ def _check_data(model: Model, data: Dataset):
 
 @functools.lru_cache(maxsize=64)
 def _runner(model: Model, opt: Optimizer, batch_size: int, n_blocks: int, hess: bool, hess_k: int, hess_m: int,
-            monitor: TrapMonitor | None = None, mon_m: int = 1):
+            monitor: TrapMonitor | None = None, mon_m: int = 1, bound: float = DEFAULT_DIVERGENCE_BOUND):
     """The jitted program for one configuration (cached): every run, ``n_blocks`` record blocks.
 
     Step counts are traced (``every``, ``last`` = steps in the final block, ``hess_every``), so
@@ -250,8 +251,9 @@ def _runner(model: Model, opt: Optimizer, batch_size: int, n_blocks: int, hess: 
             xb, yb = x[idx], y[idx]
             grad_fn = batch_oracle(opt, lambda p, xs, ys: loss_fn(model, p, xs, ys), xb, yb)
             params, state, info = opt.step(grad_fn, params, state, hp)
-            finite = jnp.all(jnp.isfinite(ravel_pytree(params)[0]))
-            diverged_at = jnp.where((diverged_at < 0) & ~finite, t.astype(jnp.int32), diverged_at)
+            flat = ravel_pytree(params)[0]
+            ok = jnp.all(jnp.isfinite(flat)) if bound == float("inf") else jnp.all(jnp.abs(flat) <= bound)  # NaN fails
+            diverged_at = jnp.where((diverged_at < 0) & ~ok, t.astype(jnp.int32), diverged_at)
             radius = jnp.zeros_like(info.grad_norm) if info.radius is None else info.radius
             return params, state, diverged_at, perm, (info.grad_norm, info.cosine, radius)
 
@@ -317,7 +319,8 @@ def _runner(model: Model, opt: Optimizer, batch_size: int, n_blocks: int, hess: 
 def train(model: Model, data: Dataset, optimizer: Optimizer, hp, steps: int, batch_size: int, key=0, *,
           seeds: int | Sequence[int] = 1, eval_every: int | None = None, eval_samples: int | None = None,
           hessian_every: int | None = None, hessian_k: int = 1, hessian_m: int = 20,
-          hessian_samples: int | None = 1000, dtype: str = "float32", monitor: TrapMonitor | None = None) -> TrainResult:
+          hessian_samples: int | None = 1000, dtype: str = "float32", monitor: TrapMonitor | None = None,
+          divergence_bound: float = DEFAULT_DIVERGENCE_BOUND) -> TrainResult:
     """Train ``model`` on ``data`` with ``optimizer.step``, for every hyperparameter setting and seed.
 
     Args:
@@ -342,6 +345,8 @@ def train(model: Model, data: Dataset, optimizer: Optimizer, hp, steps: int, bat
             hyperparameters are cast to it.
         monitor: a :class:`TrapMonitor` (the saddle-trap monitor, on the ``hessian_samples``
             loss) or None.
+        divergence_bound: a run is flagged diverged at the first step where a parameter is NaN/inf
+            or exceeds this in absolute value (default 1e12, as in ``simulate``; ``inf``: NaN/inf only).
 
     Returns:
         A :class:`TrainResult`.
@@ -421,7 +426,9 @@ def train(model: Model, data: Dataset, optimizer: Optimizer, hp, steps: int, bat
     n_blocks = n_rec + (rem > 0)
     counts = (jnp.asarray(every), jnp.asarray(rem if rem else every), jnp.asarray(hess_every or 1),
               jnp.asarray(mon_every or 1))
-    fn = _runner(model, optimizer, batch_size, n_blocks, bool(hess_every), hess_k, hess_m, monitor, mon_m)
+    bound = float("inf") if divergence_bound == float("inf") else \
+        checks.real("train", "divergence_bound", divergence_bound, low=0.0, low_open=True)
+    fn = _runner(model, optimizer, batch_size, n_blocks, bool(hess_every), hess_k, hess_m, monitor, mon_m, bound)
     out = jax.device_get(fn(runs_hp, runs_keys, counts, *arrays))
 
     batch_shape = tuple(hp_shape) + (n_seeds,)

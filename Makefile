@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench install clean
+.PHONY: demo test test-fast bench install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# The quick tier for the edit-test loop (tests marked `fast` in tests/conftest.py); `make test` is the full suite.
+test-fast: $(STAMP)
+	$(PY) -m pytest -m fast -q
 
 # Benchmarks (issue 6): torch is an optional peer, never a runtime dependency. torch==2.13.0 is the
 # CPU wheel these machines carry; where it cannot be installed, the torch rows say "skipped".

@@ -171,7 +171,7 @@ def largest_stable_curvature(optimizer: Optimizer, lr, rho=0.0, momentum=0.0, *,
     """
     _check_opt(optimizer)
     hp = make_hparams(lr=lr, rho=rho, momentum=momentum)
-    lr_, rho_, mom_ = (np.asarray(a, dtype=np.float64) for a in hp)
+    lr_, rho_, mom_ = (np.asarray(a, dtype=np.float64) for a in (hp.lr, hp.rho, hp.momentum))
     if _is_sam(optimizer):
         if grad_norm is None:
             raise NonDifferentiableError(

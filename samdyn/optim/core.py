@@ -386,13 +386,13 @@ def build(name: str, rule: Callable[[Ctx], Direction], options: tuple, *, nester
         d = out.d
         if decay == "descent":
             d = jax.tree.map(lambda di, w: di + hp.weight_decay * w, d, params)
+        new_count = count + 1 if counted else None
         if base is None:
             update, buf = _sgd_base(d, state, hp, nesterov)
-            new_count = None if state.count is None and not counted else count + 1
             new_state = OptState(buf, new_count, out.extra)
         else:
             update, base_state = base.update(d, state.base, params)
-            new_state = OptaxState(base_state, count + 1 if counted else None, out.extra)
+            new_state = OptaxState(base_state, new_count, out.extra)
         if decay == "decoupled":
             update = jax.tree.map(lambda u, w: u + hp.weight_decay * w, update, params)
         new_params = jax.tree.map(lambda w, u: w - lr * u, params, update)

@@ -39,7 +39,7 @@ class Summary:
         chunks: chunks in the sweep; ran: chunks computed by this call (the others were already done).
         settings: grid settings; work: particle-steps (run-steps for networks) computed by this call.
         seconds: wall time of this call; diverged: diverged runs in the whole result (for a
-            many-particle run: settings with at least one diverged particle); runs: all runs.
+            many-particle run: settings with at least one diverged particle).
     """
 
     store: str
@@ -49,7 +49,6 @@ class Summary:
     work: int
     seconds: float
     diverged: int
-    runs: int
     unit: str
 
     def __str__(self) -> str:
@@ -58,7 +57,7 @@ class Summary:
         return (f"done: {self.chunks} chunks ({self.ran} run now, {self.chunks - self.ran} already in the store), "
                 f"{self.settings} settings, {self.work:.3g} {self.unit}{speed}\n"
                 f"store: {self.store}  (samdyn.sweep.open({self.store!r}))\n"
-                f"diverged: {self.diverged} of {self.runs} runs")
+                f"diverged: {self.diverged} of {self.settings} runs")
 
 
 def run(spec, out, *, executor=None, progress: bool = True, on_chunk: Callable | None = None) -> Summary:
@@ -103,8 +102,7 @@ def run(spec, out, *, executor=None, progress: bool = True, on_chunk: Callable |
             if on_chunk is not None:
                 on_chunk(chunk_id)
     seconds = time.perf_counter() - t0
-    summary = Summary(str(store.path), plan.n_chunks, len(todo), plan.settings, work, seconds, diverged,
-                      plan.settings, unit)
+    summary = Summary(str(store.path), plan.n_chunks, len(todo), plan.settings, work, seconds, diverged, unit)
     if not store.complete:
         store.finish({"chunks": plan.n_chunks, "settings": plan.settings, "diverged": diverged})
     return summary

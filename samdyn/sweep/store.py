@@ -95,14 +95,10 @@ def provenance(spec: Spec, plan: Plan) -> dict:
     }
 
 
-def _coord_array(values) -> np.ndarray:
+def _coord(values) -> tuple:
+    """Coordinate values and their zarr dtype: strings as variable-length UTF-8 (in the v3 spec)."""
     arr = np.asarray(values)
-    return arr.astype(str) if arr.dtype.kind in "UOT" else arr
-
-
-def _zarr_dtype(arr: np.ndarray):
-    """Strings as zarr's variable-length UTF-8 (part of the v3 spec), anything else as it is."""
-    return str if arr.dtype.kind == "U" else arr.dtype
+    return (arr.astype(str), str) if arr.dtype.kind in "UOT" else (arr, arr.dtype)
 
 
 class Store:
@@ -126,7 +122,7 @@ class Store:
         path = Path(path)
         meta = {"spec_hash": spec.hash, "n_chunks": plan.n_chunks, "split": plan.split, "block": list(plan.block),
                 "shape": list(plan.shape), "dims": list(plan.dims)}
-        if path.exists():
+        if path.exists() and not (path.is_dir() and not any(path.iterdir())):  # an empty folder is taken
             store = cls(path)
             if store.meta["spec_hash"] != spec.hash:
                 raise StoreError(
@@ -201,13 +197,13 @@ def _create_zarr(path: Path, spec: Spec, plan: Plan):
     attrs = {**provenance(spec, plan), **({"coordinates": aux} if aux else {})}
     group = zarr.open_group(path, mode="w", zarr_format=3, attributes=attrs)
     for axis in plan.axes:
-        values = _coord_array(axis.values)
-        arr = group.create_array(axis.name, shape=values.shape, dtype=_zarr_dtype(values), chunks=values.shape,
+        values, dtype = _coord(axis.values)
+        arr = group.create_array(axis.name, shape=values.shape, dtype=dtype, chunks=values.shape,
                                  dimension_names=(axis.name,), attributes=variable_attrs(axis.name))
         arr[:] = values
     for name, (dims, values) in coords.items():
-        values = _coord_array(values)
-        arr = group.create_array(name, shape=values.shape, dtype=_zarr_dtype(values), chunks=values.shape or None,
+        values, dtype = _coord(values)
+        arr = group.create_array(name, shape=values.shape, dtype=dtype, chunks=values.shape or None,
                                  dimension_names=dims, attributes=variable_attrs(name))
         arr[...] = values
     for name, var in variables.items():

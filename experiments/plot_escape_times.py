@@ -2,8 +2,9 @@
 
 The sweeps are ``experiments/sweeps/kim_escape_{saddle,quadratic3,beale}.toml`` (normalised SAM,
 ρ = 0 is SGD, Hessian-shaped noise |H(w)|/B, every particle starting at the saddle). This script
-runs or resumes each one into ``experiments/out/kim_escape/<problem>.sweep`` (a finished store is
-only read), then writes to ``experiments/out/kim_escape/``:
+runs or resumes each one into ``out/sweeps/kim_escape_<problem>`` — the store ``samdyn sweep
+experiments/sweeps/kim_escape_<problem>.toml`` makes from the repository root; a finished store is
+only read — then writes to ``experiments/out/escape_times/``:
 
 * ``escape_times.json`` — per problem: median exit step (over all particles, never-escaped ones
   counted as +∞: NaN when fewer than half escaped) and fraction escaped, as [ρ][momentum][B]; and
@@ -12,7 +13,8 @@ only read), then writes to ``experiments/out/kim_escape/``:
 * ``escape_times.png`` — survival curves (fraction not escaped) at the smallest B.
 
 Usage: ``python experiments/plot_escape_times.py [--quick] [--workers N]`` (``--quick``: 256
-particles and a fifth of the steps, stores ``<problem>.quick.sweep``).
+particles and a fifth of the steps; stores and outputs get a ``.quick`` suffix). Full run: about
+4–5 min on 2 CPU cores, most of it Beale.
 """
 
 from __future__ import annotations
@@ -30,7 +32,10 @@ import numpy as np  # noqa: E402
 import samdyn as sd  # noqa: E402
 from samdyn import diffusion, plotting, sweep  # noqa: E402
 
+from _paths import out_dir  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
+STORES = HERE.parent / "out" / "sweeps"
 PROBLEMS = ("saddle", "quadratic3", "beale")
 
 
@@ -65,9 +70,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="256 particles, a fifth of the steps (smoke run)")
     ap.add_argument("--workers", type=int, help="run the sweeps on a local Dask cluster of N processes")
-    ap.add_argument("--out", default=str(HERE / "out" / "kim_escape"))
     args = ap.parse_args(argv)
-    out = Path(args.out)
+    out, tag = out_dir("escape_times"), ".quick" if args.quick else ""
     executor = sweep.Dask(workers=args.workers) if args.workers else None
     summary, results = {}, {}
     for name in PROBLEMS:
@@ -77,13 +81,13 @@ def main(argv=None):
             steps = sweep.load_spec(path).data["run"]["steps"] // 5
             overrides = ["run.particles=256", f"run.steps={steps}", f"run.every={max(1, steps // 100)}"]
         spec = sweep.load_spec(path, overrides)
-        store = out / f"{name}{'.quick' if args.quick else ''}.sweep"
+        store = STORES / f"kim_escape_{name}{tag}"
         print(sweep.run(spec, store, executor=executor))
         ds = sweep.open(store).load()
         stats = escape_summary(ds)
         results[name] = ds
         summary[name] = {
-            "store": str(store), "point": spec.data["run"]["x0"]["point"], "lr": dict(spec.grid)["lr"],
+            "store": f"out/sweeps/kim_escape_{name}{tag}", "point": spec.data["run"]["x0"]["point"], "lr": dict(spec.grid)["lr"],
             "radius": spec.data["run"]["radius"], "steps": spec.data["run"]["steps"],
             "particles": spec.data["run"]["particles"], "rho": ds.rho.values.tolist(),
             "momentum": ds.momentum.values.tolist(), "batch_size": ds.batch_size.values.tolist(),
@@ -93,8 +97,7 @@ def main(argv=None):
             "diverged_settings": int(ds.diverged.sum()),
         }
         print(f"{name}: median exit steps [rho][momentum][batch] =\n{np.round(stats['median_exit'], 1)}")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "escape_times.json").write_text(json.dumps(summary, indent=2))
+    (out / f"escape_times{tag}.json").write_text(json.dumps(summary, indent=2))
     fig, axes = plt.subplots(1, len(PROBLEMS), figsize=(5 * len(PROBLEMS), 3.8))
     for ax, name in zip(axes, PROBLEMS):
         ds = results[name].isel(batch_size=0)
@@ -106,8 +109,8 @@ def main(argv=None):
         ax.set_title(f"{name}: B = {float(ds.batch_size):g}; solid γ = 0, dashed γ = {ds.momentum.values[-1]:g}",
                      fontsize=9)
     fig.tight_layout()
-    path = plotting.save(fig, out / "escape_times.png")
-    print(f"wrote {out / 'escape_times.json'} and {path}")
+    path = plotting.save(fig, out / f"escape_times{tag}.png")
+    print(f"wrote {out / f'escape_times{tag}.json'} and {path}")
     return summary
 
 

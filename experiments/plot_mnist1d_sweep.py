@@ -3,18 +3,18 @@
 The small-scale analogue of Kim et al.'s ResNet-18/CIFAR-10 study: does SAM gain more from momentum
 and small batches than SGD does? The sweeps are ``experiments/sweeps/mnist1d_{mlp,cnn}.toml``
 (``samdyn.nets.train`` with ``samdyn.optim.sam()``, ρ = 0 is exactly SGD; the same number of
-epochs for every B; fixed η). This script runs or resumes each into
-``experiments/out/mnist1d/<model>.sweep`` (a finished store is only read), then writes to
-``experiments/out/mnist1d/``:
+epochs for every B; fixed η). This script runs or resumes each into ``out/sweeps/mnist1d_<model>``
+(the store ``samdyn sweep experiments/sweeps/mnist1d_<model>.toml`` makes from the repository root;
+a finished store is only read), then writes to ``experiments/out/mnist1d_sweep/``:
 
 * ``mnist1d_sweep.json`` — per model and B: test accuracy and train loss over momenta for each ρ
   (means over seeds, diverged runs left out) and SAM's gain over SGD (best ρ > 0 minus ρ = 0);
 * ``mnist1d_sweep.png`` — test accuracy against γ, one curve per ρ, per model and B.
 
 Usage: ``python experiments/plot_mnist1d_sweep.py [--quick] [--set KEY=VALUE …] [--workers N]``.
-``--quick``: B ∈ {25, 100}, 15 epochs, one seed (stores ``<model>.quick.sweep``); ``--set`` passes
-overrides to both specs (e.g. ``--set grid.batch_size=256`` for one batch size), with stores named
-after them.
+``--quick``: B ∈ {25, 100}, 15 epochs, one seed; ``--set`` passes overrides to both specs (e.g.
+``--set grid.batch_size=256`` for one batch size). Stores and outputs of such runs get a suffix
+(``.quick``, a hash of the overrides). Full run: about 3–4 min on 2 CPU cores.
 """
 
 from __future__ import annotations
@@ -32,7 +32,10 @@ import numpy as np  # noqa: E402
 
 from samdyn import plotting, sweep  # noqa: E402
 
+from _paths import out_dir  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
+STORES = HERE.parent / "out" / "sweeps"
 MODELS = ("mlp", "cnn")
 QUICK = ["grid.batch_size=[25, 100]", "run.epochs=15", "grid.seed=0"]
 
@@ -61,9 +64,8 @@ def main(argv=None):
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override both specs")
     ap.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of mlp,cnn")
     ap.add_argument("--workers", type=int, help="run the sweeps on a local Dask cluster of N processes")
-    ap.add_argument("--out", default=str(HERE / "out" / "mnist1d"))
     args = ap.parse_args(argv)
-    out = Path(args.out)
+    out = out_dir("mnist1d_sweep")
     overrides = (QUICK if args.quick else []) + args.set
     tag = ("." + hashlib.sha256("\n".join(overrides).encode()).hexdigest()[:8]) if args.set else ""
     tag = (".quick" if args.quick else "") + tag
@@ -72,18 +74,17 @@ def main(argv=None):
     results, summary = {}, {}
     for name in models:
         spec = sweep.load_spec(HERE / "sweeps" / f"mnist1d_{name}.toml", overrides)
-        store = out / f"{name}{tag}.sweep"
+        store = STORES / f"mnist1d_{name}{tag}"
         print(sweep.run(spec, store, executor=executor))
         ds = sweep.open(store).load()
         if "batch_size" not in ds.dims:  # one batch size (e.g. --set grid.batch_size=256): keep the layout
             ds = ds.expand_dims(batch_size=[dict(spec.grid)["batch_size"]])
         results[name] = ds
         summary[name] = summarise(ds)
-    meta = {"overrides": overrides, "stores": {m: str(out / f"{m}{tag}.sweep") for m in models},
+    meta = {"overrides": overrides, "stores": {m: f"out/sweeps/mnist1d_{m}{tag}" for m in models},
             "optimizer": "samdyn.optim.sam() (rho=0 is SGD)",
             "diverged_runs": {m: int(results[m].diverged.sum()) for m in models},
             "layout": "lists in the summary run over momenta; means over seeds"}
-    out.mkdir(parents=True, exist_ok=True)
     (out / f"mnist1d_sweep{tag}.json").write_text(json.dumps({"meta": meta, "summary": summary}, indent=1))
     n_b = max(r.sizes["batch_size"] for r in results.values())
     fig, axes = plt.subplots(len(models), n_b, figsize=(3.4 * n_b, 3 * len(models)), squeeze=False, sharey="row")

@@ -18,7 +18,9 @@ holds (default: as many as fit a 64 MiB result and 2³⁰ particle-steps, for a 
 body — a run of fewer lanes, or a lane in a scalar tail, can round differently (measured on the
 CPU); network runs pad every call to the chunk's run count (XLA picks its batched matmul by batch
 size). Many-particle runs compute each setting by itself, in chunks of ``run.chunk_size`` particles
-(``simulate``'s own rule), so their bits never depend on the sweep's chunking.
+(``simulate``'s own rule), so their bits never depend on the sweep's chunking. Noise is keyed by
+(seed, step, particle id) — a start's id is its index in the whole set of starts — so a noisy
+sweep reproduces itself under any chunking too.
 """
 
 from __future__ import annotations
@@ -316,15 +318,8 @@ def make_plan(spec: Spec) -> Plan:
         else:
             target = max(1, min(CHUNK_BYTES // max(1, setting_bytes(spec)), CHUNK_WORK // setting_work(spec)))
     n_static = sum(a.static for a in ax)
-    limit = len(ax) - 1
-    if spec.mode == "trajectory" and spec.data["noise"]["kind"] != "none":
-        # a noisy particle draws by its index within its setting: never cut the initial points
-        first_start = next((i for i, a in enumerate(ax) if not a.static and a.name not in ("lr", "rho", "momentum")),
-                           None)
-        if first_start is not None:
-            limit = first_start - 1
-    split = limit
-    for k in range(n_static - 1, limit + 1):
+    split = len(ax) - 1
+    for k in range(n_static - 1, len(ax)):
         if math.prod(sizes[k + 1:]) <= target:
             split = k
             break

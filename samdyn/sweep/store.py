@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -79,13 +80,12 @@ def provenance(spec: Spec, plan: Plan) -> dict:
     """The store's attributes: what ran, with what, and how it was cut."""
     import jax
 
-    from .. import __version__
-
     run = spec.data["run"]
     seed = dict(spec.grid)["seed"]
     return {
         "title": spec.data["name"] or "samdyn sweep", "description": spec.data["description"] or "",
-        "samdyn_version": __version__, "git_commit": git_commit(), "jax_version": jax.__version__,
+        "samdyn_version": sys.modules["samdyn"].__version__,  # the package is loaded: this module is in it
+        "git_commit": git_commit(), "jax_version": jax.__version__,
         "jax_backend": jax.default_backend(), "numpy_version": np.__version__,
         "spec_hash": spec.hash, "spec_json": spec.text, "spec_toml": spec.source or "",
         "mode": spec.mode, "dtype": run["dtype"], "seed": seed, "steps": run["steps"] or run["epochs"],

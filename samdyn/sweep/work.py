@@ -84,14 +84,17 @@ def run_chunk(spec, chunk_id: int) -> xr.Dataset:
 def _landscape(spec: Spec, p, sl, fixed, hp, opt) -> dict:
     s, run = setup(spec), spec.data["run"]
     start_axes, points = starts(spec)
-    x0 = points[tuple(sl[len(sl) - len(start_axes):])] if start_axes else points
+    start_slices = tuple(sl[len(sl) - len(start_axes):])
+    x0 = points[start_slices] if start_axes else points
     common = dict(noise=s.noise(fixed["batch_size"]), key=fixed["seed"], every=run["every"], dtype=run["dtype"],
-                  chunk_size=p.lanes)
+                  chunk_size=p.lanes, progress=False)
     obs = run["observables"]
     if spec.mode == "trajectory":
         observe = [o for o in obs if o != "trajectory"]
+        # a start's noise is keyed by its index in the whole set of starts, whichever chunk runs it
+        ids = np.arange(points[..., 0].size).reshape(points.shape[:-1])[start_slices] if start_axes else None
         r = simulate(s.problem, opt, optim.hparams(**hp), x0, run["steps"], record="trajectory" if "trajectory" in obs
-                     else "final", observe=observe, reference=run["reference"], **common)
+                     else "final", observe=observe, reference=run["reference"], particle_ids=ids, **common)
         out = {"final": r.final, "diverged": r.diverged, "diverged_at": r.diverged_at}
         out.update({name: r.observables[name] for name in observe})
         if "trajectory" in obs:

@@ -7,8 +7,8 @@ description to ``experiments/out/benchmarks/benchmarks.json``. Rows whose peer i
 
 Rows (issue 6): 2-D particle throughput; the paper's Beale experiment vs an official-style torch
 loop; hyperparameter grids through simulate's batching vs a Python loop; plus the rows that the
-stochastic, stability and nets modules register in ``ROWS`` below. Anchors (issue 11, ``anchors.py``):
-a blocked C kernel and a blocked numba kernel on the same particle workloads, the hardware bound of
+stochastic, stability, nets and sweep (``bench_sweep.py``) modules register in ``ROWS`` below.
+Anchors (issue 11, ``anchors.py``): a blocked C kernel and a blocked numba kernel on the same particle workloads, the hardware bound of
 the C kernel's instruction mix, and optax.contrib.sam in an ordinary training loop vs ``nets.train``;
 a second table gives samdyn's rates as fractions of them.
 """
@@ -432,8 +432,14 @@ def bench_analysis(reps, quick):
     return rows
 
 
+def bench_sweep(reps, quick):
+    import bench_sweep as sweep_rows
+
+    return sweep_rows.bench_sweep_rows(reps, quick, row)
+
+
 ROWS = [bench_particles, bench_anchors_rosenbrock, bench_beale, bench_stochastic, bench_anchors_noise, bench_nets_rows,
-        bench_anchors_nets, bench_variants_rows, bench_analysis, bench_grid]
+        bench_anchors_nets, bench_variants_rows, bench_analysis, bench_grid, bench_sweep]
 
 
 def machine() -> dict:

@@ -75,6 +75,9 @@ def main(argv=None) -> int:
     demo.add_argument("--max-steps", type=_positive_int, default=100_000,
                       help="step budget for GD's stopping rule (default 100000; the rule fires at 87683)")
     demo.set_defaults(func=_demo)
+    from .sweep.cli import register as register_sweep
+
+    register_sweep(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 

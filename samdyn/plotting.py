@@ -20,7 +20,7 @@ from . import checks
 from .landscapes import Landscape
 from .stability import Basins, PhaseDiagram
 
-__all__ = ["contour", "trajectories", "phase_diagram", "basins", "save"]
+__all__ = ["contour", "trajectories", "phase_diagram", "basins", "save", "heatmap", "curves"]
 
 
 def _axes(where: str, ax) -> Axes:
@@ -207,3 +207,169 @@ def save(fig, path) -> Path:
     fig.savefig(path, metadata=metadata, bbox_inches="tight", dpi=150)
     plt.close(fig)
     return path
+
+
+# ---- sweep results (xarray): one call per figure -------------------------------------------------
+
+_REDUCTIONS = ("mean", "median", "min", "max", "std")
+
+
+def _sweep_array(where: str, data, var):
+    """The DataArray to plot: ``data`` itself, or ``data[var]`` of a Dataset (its only variable by default)."""
+    import xarray as xr
+
+    if isinstance(data, xr.Dataset):
+        names = [n for n in data.data_vars if n != "done"]
+        if var is None and len(names) != 1:
+            checks.fail(where, "var", "the variable to plot, one of " + ", ".join(names), var)
+        var = names[0] if var is None else var
+        if var not in data.data_vars:
+            checks.fail(where, "var", "one of " + ", ".join(names), var)
+        return data[var]
+    if isinstance(data, xr.DataArray):
+        return data
+    checks.fail(where, "data", "an xarray Dataset or DataArray (e.g. samdyn.sweep.open(STORE))", data, TypeError)
+
+
+def _reduce(where: str, da, keep: dict, reduce):
+    """``da`` reduced over every dim not in ``keep`` (parameter name -> dim; bools count as 0/1),
+    transposed to the order of ``keep``."""
+    for param, dim in keep.items():
+        if dim not in da.dims:
+            checks.fail(where, param, f"a dimension of {da.name} ({', '.join(map(str, da.dims))})", dim)
+    others = [d for d in da.dims if d not in keep.values()]
+    if da.dtype == bool:
+        da = da.astype(np.float64)
+    if not others:
+        out = da
+    elif isinstance(reduce, str) and reduce in _REDUCTIONS:
+        out = getattr(da, reduce)(others)
+    elif isinstance(reduce, (float, int)) and not isinstance(reduce, bool) and 0 <= reduce <= 1:
+        out = da.quantile(float(reduce), dim=others).drop_vars("quantile")
+    elif callable(reduce):
+        out = reduce(da, others)
+    else:
+        checks.fail(where, "reduce", f"one of {', '.join(map(repr, _REDUCTIONS))}, a quantile in [0, 1] or a"
+                    " function (DataArray, dims) -> DataArray", reduce)
+    return out.transpose(*keep.values()), others
+
+
+def _label(obj) -> str:
+    """``long_name [units]`` from an xarray object's attributes (its name when it has none)."""
+    name = obj.attrs.get("long_name", obj.name)
+    units = obj.attrs.get("units", "")
+    return f"{name} [{units}]" if units else str(name)
+
+
+def _positions(ax_axis, coord):
+    """Numeric coordinates as they are; strings at 0, 1, … with tick labels."""
+    values = np.asarray(coord.values)
+    if values.dtype.kind in "fiu":
+        return values
+    ticks = np.arange(values.size)
+    ax_axis.set_ticks(ticks, [str(v) for v in values])
+    return ticks
+
+
+def _describe_reduction(reduce, others) -> str:
+    if not others:
+        return ""
+    how = reduce if isinstance(reduce, str) else (f"quantile {reduce:g}" if not callable(reduce)
+                                                  else getattr(reduce, "__name__", "reduced"))
+    return f"{how} over {', '.join(map(str, others))}"
+
+
+def heatmap(data, *, x: str, y: str, var: str | None = None, reduce="mean", ax=None, cmap="viridis", **kwargs):
+    """A heatmap of a sweep result over two of its dimensions, the others reduced.
+
+    Args:
+        data: an ``xarray.Dataset`` (e.g. ``samdyn.sweep.open(STORE)``; pick ``var``) or DataArray.
+            Select first what should not be reduced, e.g. ``ds.msd.isel(step=-1)``.
+        x, y: the dimensions on the horizontal and vertical axes.
+        var: the variable of a Dataset (default: its only one).
+        reduce: how the other dimensions (seeds, particles, …) are reduced: ``"mean"``,
+            ``"median"``, ``"min"``, ``"max"``, ``"std"``, a quantile in [0, 1], or a function
+            ``(DataArray, dims) -> DataArray``. Booleans count as 0/1 (``"mean"`` of ``diverged``
+            is the fraction diverged).
+        ax: Axes to draw on (default: a new figure).
+        cmap, kwargs: passed to ``pcolormesh``.
+
+    Returns:
+        The Axes: axis labels and a colour bar labelled ``long_name [units]`` from the attributes.
+
+    >>> import numpy as np, xarray as xr
+    >>> da = xr.DataArray(np.arange(12.0).reshape(2, 3, 2), dims=("rho", "momentum", "seed"),
+    ...                   coords={"rho": [0.0, 0.1], "momentum": [0.0, 0.5, 0.9]}, attrs={"units": "steps"})
+    >>> ax = heatmap(da, x="rho", y="momentum")
+    >>> ax.collections[0].get_array().reshape(3, 2).tolist()
+    [[0.5, 6.5], [2.5, 8.5], [4.5, 10.5]]
+    """
+    where = "heatmap"
+    da = _sweep_array(where, data, var)
+    if x == y:
+        checks.fail(where, "y", f"a dimension other than x = {x!r}", y)
+    out, others = _reduce(where, da, {"y": y, "x": x}, reduce)
+    if ax is None:
+        ax = plt.subplots(figsize=(5.2, 4))[1]
+    xs = _positions(ax.xaxis, da[x]) if x in da.coords else np.arange(da.sizes[x])
+    ys = _positions(ax.yaxis, da[y]) if y in da.coords else np.arange(da.sizes[y])
+    mesh = ax.pcolormesh(xs, ys, np.asarray(out.values, dtype=np.float64), shading="nearest", cmap=cmap, **kwargs)
+    ax.figure.colorbar(mesh, ax=ax, label=_label(da))
+    ax.set_xlabel(_label(da[x]) if x in da.coords else x)
+    ax.set_ylabel(_label(da[y]) if y in da.coords else y)
+    ax.set_title(_describe_reduction(reduce, others), fontsize=9)
+    return ax
+
+
+def curves(data, *, x: str, hue: str | None = None, var: str | None = None, reduce="mean", band=None, ax=None,
+           **kwargs):
+    """A family of curves of a sweep result: ``x`` on the horizontal axis, one curve per value of ``hue``.
+
+    Args:
+        data: an ``xarray.Dataset`` (pick ``var``) or DataArray.
+        x: the dimension along each curve (e.g. ``"step"`` or ``"momentum"``).
+        hue: the dimension whose values make the family (None: one curve).
+        var: the variable of a Dataset (default: its only one).
+        reduce: how the other dimensions are reduced (see :func:`heatmap`).
+        band: ``(low, high)`` quantiles over the reduced dimensions, drawn as a shaded band.
+        ax: Axes to draw on (default: a new figure).
+        kwargs: passed to ``plot``.
+
+    Returns:
+        The Axes, with axis labels from the attributes and a legend when ``hue`` is given.
+    """
+    where = "curves"
+    da = _sweep_array(where, data, var)
+    keep = {"x": x, **({"hue": hue} if hue is not None else {})}
+    if hue == x:
+        checks.fail(where, "hue", f"a dimension other than x = {x!r}", hue)
+    out, others = _reduce(where, da, keep, reduce)
+    if band is not None:
+        lo_hi = checks.array(where, "band", band, shape=(2,))
+        if not 0 <= lo_hi[0] < lo_hi[1] <= 1:
+            checks.fail(where, "band", "two quantiles 0 <= low < high <= 1", band)
+        if not others:
+            checks.fail(where, "band", "None when no dimension is left to reduce", band)
+        lows, highs = (_reduce(where, da, keep, float(q))[0] for q in lo_hi)
+    if ax is None:
+        ax = plt.subplots(figsize=(5.2, 3.8))[1]
+    xs = _positions(ax.xaxis, da[x]) if x in da.coords else np.arange(da.sizes[x])
+    for i in range(1 if hue is None else out.sizes[hue]):
+        sel = {} if hue is None else {hue: i}
+        value = None if hue is None else np.asarray(da[hue].values)[i] if hue in da.coords else i
+        label = None if hue is None else f"{da[hue].attrs.get('long_name', hue) if hue in da.coords else hue} = " + (
+            f"{value:g}" if isinstance(value, (float, np.floating)) else str(value))
+        (line,) = ax.plot(xs, np.asarray(out.isel(sel).values, dtype=np.float64), label=label, **kwargs)
+        if band is not None:
+            ax.fill_between(xs, np.asarray(lows.isel(sel).values, dtype=np.float64),
+                            np.asarray(highs.isel(sel).values, dtype=np.float64), color=line.get_color(), alpha=0.2,
+                            linewidth=0)
+    ax.set_xlabel(_label(da[x]) if x in da.coords else x)
+    ax.set_ylabel(_label(da))
+    title = _describe_reduction(reduce, others)
+    if band is not None:
+        title += f"; band: quantiles {lo_hi[0]:g}–{lo_hi[1]:g}"
+    ax.set_title(title, fontsize=9)
+    if hue is not None:
+        ax.legend(fontsize=8)
+    return ax

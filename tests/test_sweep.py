@@ -266,6 +266,13 @@ def test_unmarked_chunk_is_never_read_as_done_and_is_rewritten(tmp_path):
     mask[region] = False
     np.testing.assert_array_equal(partial.done.values, mask)
     assert np.isnan(partial.msd.values[region]).all() and not np.isnan(partial.msd.values[mask]).any()
+    # chunks made by other code are not mixed with this code's (a finished store is read by anyone)
+    meta_path = tmp_path / "s" / "spec.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "made_by": {**meta["made_by"], "samdyn_version": "0.0.1"}}))
+    with pytest.raises(sweep.StoreError, match="finishing it would mix their bits"):
+        sweep.run(spec, tmp_path / "s", progress=False)
+    meta_path.write_text(json.dumps(meta))
     summary = sweep.run(spec, tmp_path / "s", progress=False)
     assert summary.ran == 1 and (tmp_path / "s" / "COMPLETE").exists()
     identical(sweep.open(tmp_path / "s"), before)

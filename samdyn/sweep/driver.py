@@ -81,6 +81,8 @@ def run(spec, out, *, executor=None, progress: bool = True, on_chunk: Callable |
     store = Store.create_or_open(out, spec, plan)
     done = store.done()
     todo = [c for c in range(plan.n_chunks) if c not in done]
+    if todo and done:
+        store.check_code()
     unit = "run-steps" if spec.kind == "nets" else "particle-steps"
     total = sum(plan.chunk_work(c) for c in todo)
     executor = executor or InProcess()

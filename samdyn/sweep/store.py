@@ -76,6 +76,12 @@ def git_commit() -> str:
     return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
 
 
+def made_by() -> dict:
+    """The samdyn version and git commit of the running code."""
+    return {"samdyn_version": sys.modules["samdyn"].__version__,  # the package is loaded: this module is in it
+            "git_commit": git_commit()}
+
+
 def provenance(spec: Spec, plan: Plan) -> dict:
     """The store's attributes: what ran, with what, and how it was cut."""
     import jax
@@ -84,8 +90,7 @@ def provenance(spec: Spec, plan: Plan) -> dict:
     seed = dict(spec.grid)["seed"]
     return {
         "title": spec.data["name"] or "samdyn sweep", "description": spec.data["description"] or "",
-        "samdyn_version": sys.modules["samdyn"].__version__,  # the package is loaded: this module is in it
-        "git_commit": git_commit(), "jax_version": jax.__version__,
+        **made_by(), "jax_version": jax.__version__,
         "jax_backend": jax.default_backend(), "numpy_version": np.__version__,
         "spec_hash": spec.hash, "spec_json": spec.text, "spec_toml": spec.source or "",
         "mode": spec.mode, "dtype": run["dtype"], "seed": seed, "steps": run["steps"] or run["epochs"],
@@ -138,10 +143,18 @@ class Store:
         _create_zarr(tmp / "data.zarr", spec, plan)
         (tmp / "chunks").mkdir()
         atomic_write(tmp / "spec.toml", spec.source or f"# canonical JSON\n# {spec.text}\n")
-        atomic_write(tmp / "spec.json", json.dumps({**meta, "spec": spec.data}, indent=1))
+        atomic_write(tmp / "spec.json", json.dumps({**meta, "made_by": made_by(), "spec": spec.data}, indent=1))
         os.rename(tmp, path)
         _fsync_path(path.parent)
         return cls(path)
+
+    def check_code(self):
+        """Refuse to add chunks computed by other code (another samdyn version or git commit) than
+        the chunks already stored: their bits could differ. A finished store is read by anyone."""
+        then, now = self.meta.get("made_by", {}), made_by()
+        if any(then.get(k, "unknown") != v and "unknown" not in (then.get(k, "unknown"), v) for k, v in now.items()):
+            raise StoreError(f"sweep store: {str(self.path)!r} holds chunks computed by samdyn {then} and this is {now};"
+                             " finishing it would mix their bits: point --out elsewhere or delete the store")
 
     def done(self) -> set:
         """Ids of the chunks whose completion marker exists."""

@@ -80,8 +80,6 @@ DEFAULT_DIVERGENCE_BOUND = 1e12
 CPU_CHUNK = 4096
 #: Most record slots per pass (a power of two at most this; the programs differ only by it).
 MAX_SLOTS = 512
-#: Plain steps per loop iteration (2 measured fastest on CPU; the arithmetic is the same for any value).
-UNROLL = 2
 #: The compiled width is a multiple of this many lanes (padding lanes repeat the first particle):
 #: XLA computes every real particle in the same vectorised loop body, whatever the chunk size, so
 #: fused multiply-adds round alike and a particle's bits do not depend on the chunk size.
@@ -169,8 +167,7 @@ class Chunk:
 
     Attributes:
         x: initial points, (n, d).
-        hp: :class:`~samdyn.optim.HParams` with leaves of shape (n,), or scalars for leaves that are the
-            same for every lane of every chunk (passed to the program as one traced scalar).
+        hp: :class:`~samdyn.optim.HParams` with leaves of shape (n,) (a scalar leaf is broadcast).
         particle: each particle's id within its setting, (n,) integers < 2³².
         stream: each particle's setting index, (n,) integers (used when settings do not share noise).
         args: the recorder's traced inputs for this chunk (arrays or scalars).
@@ -241,7 +238,7 @@ def _step_dtype():
 
 
 @functools.lru_cache(maxsize=128)
-def _programs(program: Program, slots: int, hp_per_lane: tuple, momentum_free: bool, unroll: int):
+def _programs(program: Program, slots: int, momentum_free: bool):
     """(init, segment): the jitted chunk programs of one configuration.
 
     ``segment(carry, t0, slot_steps, slot_record, inputs)`` runs ``slots`` slots; slot ``i``
@@ -249,12 +246,9 @@ def _programs(program: Program, slots: int, hp_per_lane: tuple, momentum_free: b
 
     Specialised on what the host knows (each choice is a separate cached program):
 
-    * ``hp_per_lane``: per HParams leaf, whether it varies across a chunk's lanes; a leaf that does
-      not is passed as one traced scalar per chunk (fewer loads in the loop);
     * ``momentum_free``: every momentum value is 0, so the buffer term γv is the constant 0 and the
       buffer is not carried through the plain steps (with γ = 0 torch's buffer is just the step's
       direction, which the last step of every slot still stores, so ``final_momentum`` is exact);
-    * ``unroll``: plain steps per loop iteration (same arithmetic, fewer loop branches).
     """
     problem, opt, noise, recorder = program.problem, program.opt, program.noise, program.recorder
     bound = program.divergence_bound
@@ -263,7 +257,9 @@ def _programs(program: Program, slots: int, hp_per_lane: tuple, momentum_free: b
         grad = problem.grad if noise is None else noise.oracle(problem, draws)
         return opt.step(lambda v: split(grad(join(v))), w, state, hp)
 
-    hp_axes = HParams(*(0 if per_lane else None for per_lane in hp_per_lane))
+    # Hyperparameters stay per-lane arrays even when a chunk shares them: passed as broadcast
+    # scalars, XLA contracts some noisy steps into other fused multiply-adds (1-ulp differences).
+    hp_axes = HParams(*(0 for _ in HParams._fields))
     if momentum_free:
         hp_axes = hp_axes._replace(momentum=None)  # replaced by the constant 0 below
     batched_step = jax.vmap(lane_step, in_axes=(-1, -1, hp_axes, -1), out_axes=-1)
@@ -296,15 +292,8 @@ def _programs(program: Program, slots: int, hp_per_lane: tuple, momentum_free: b
 
     def segment(carry, t0, slot_steps, slot_record, inp: _Inputs):
         def run_steps(first, count, carry):
-            def body(i, c):
-                for j in range(unroll):
-                    c = advance(c, first + unroll * i + j, inp, keep_buffer=False)[0]
-                return c
-
-            carry = jax.lax.fori_loop(0, count // unroll, body, carry)
-            rest = count % unroll
-            done = count - rest
-            return jax.lax.fori_loop(0, rest, lambda i, c: advance(c, first + done + i, inp, keep_buffer=False)[0], carry)
+            # no unrolling: two steps in one loop body let XLA contract across them (1-ulp changes)
+            return jax.lax.fori_loop(0, count, lambda i, c: advance(c, first + i, inp, keep_buffer=False)[0], carry)
 
         def slot(state, todo):
             carry, t = state
@@ -410,9 +399,9 @@ def run(program: Program, chunks: Sequence[Chunk], *, steps: int, every: int, se
         confirm: run even when the estimate exceeds :data:`LONG_RUN_SECONDS`.
         label: name used in the progress bar and messages.
         slots: record slots per pass (default from the number of records).
-        specialise: compile for what the host knows (no momentum buffer when every momentum is 0,
-            scalar hyperparameters shared by all lanes, unrolled steps); False runs the general
-            program, which gives the same bits (a check, and a baseline for benchmarks).
+        specialise: compile for what the host knows (no momentum buffer when every momentum is 0);
+            False runs the general program, which gives the same bits (a check, and a baseline for
+            benchmarks).
 
     Returns:
         :class:`Output`. Each chunk's dict holds ``final`` (d, n), ``momentum`` (d, n) or None,
@@ -428,11 +417,9 @@ def run(program: Program, chunks: Sequence[Chunk], *, steps: int, every: int, se
     n_records = steps // every if recorder.records else 0
     if slots is None:
         slots = 1 if not recorder.records else min(MAX_SLOTS, 1 << max(0, math.ceil(math.log2(n_records + 1))))
-    hp_per_lane = tuple(not specialise or any(np.ndim(ch.hp[i]) > 0 for ch in chunks)
-                        for i in range(len(HParams._fields)))
     momentum_free = (specialise and _has_momentum_buffer(program.opt)
                      and all(not np.any(np.asarray(ch.hp.momentum)) for ch in chunks))
-    init_fn, segment_fn = _programs(program, slots, hp_per_lane, momentum_free, UNROLL if specialise else 1)
+    init_fn, segment_fn = _programs(program, slots, momentum_free)
     devices = jax.local_devices()
     seed_words = np.asarray([seed & 0xFFFFFFFF, (seed >> 32) & 0xFFFFFFFF], dtype=np.uint32)
 
@@ -447,8 +434,7 @@ def run(program: Program, chunks: Sequence[Chunk], *, steps: int, every: int, se
             return np.concatenate([a, np.repeat(a[:1], pad, axis=0)]).astype(dt) if pad else a.astype(dt)
 
         args = {**ch.args, "valid": np.arange(lanes) < n}
-        hp = HParams(*(padded(np.broadcast_to(leaf, (n,)), dtype) if per_lane else np.asarray(np.reshape(leaf, -1)[0], dtype)
-                       for leaf, per_lane in zip(ch.hp, hp_per_lane)))
+        hp = HParams(*(padded(np.broadcast_to(leaf, (n,)), dtype) for leaf in ch.hp))
         inp = _Inputs(hp, padded(ch.particle, np.uint32),
                       padded(ch.stream, np.uint32), seed_words, args)
         inp = jax.device_put(inp, devices[c % len(devices)])

@@ -299,7 +299,7 @@ def simulate(
                         "raise every=, record fewer observables or run fewer particles")
 
     # ---- flatten the batch: hyperparameters outer, initial points inner ---------------------
-    # a leaf the user gave as one value stays a scalar: the engine passes it as one traced number
+    # a leaf the user gave as one value stays a scalar (the engine broadcasts it)
     hp_flat = HParams(*(leaf if leaf.ndim == 0 else np.repeat(np.broadcast_to(leaf, hp_shape).reshape(-1), n_x)
                         for leaf in hp_np))
     x_flat = np.tile(x0.reshape(n_x, d), (n_hp, 1))

@@ -165,26 +165,28 @@ def test_reprs_are_summaries():
 # ---- the specialised program (issue 11): the same bits as the general one --------------------
 
 
-def engine_run(hp_leaves, specialise, noise=None, steps=300):
+def engine_run(hp_leaves, specialise, noise=None, steps=300, problem=ROSEN):
     x = X0[:100]
     chunks = [sd.engine.Chunk(x[i:i + 50], sd.optim.HParams(*(leaf if np.ndim(leaf) == 0 else leaf[i:i + 50]
                                                               for leaf in hp_leaves)),
                               np.arange(i, i + 50), np.zeros(50), {}) for i in (0, 50)]
-    prog = engine.Program(ROSEN, SAM, noise, engine.EndState())
+    prog = engine.Program(problem, SAM, noise, engine.EndState())
     out = engine.run(prog, chunks, steps=steps, every=1, seed=3, lanes=50, dtype="float64", specialise=specialise)
     return np.concatenate([c["final"] for c in out.chunks], axis=1), np.concatenate([c["momentum"] for c in out.chunks], axis=1)
 
 
+@pytest.mark.parametrize("problem", [ROSEN, sd.landscapes.get("saddle")], ids=["rosenbrock", "saddle"])
 @pytest.mark.parametrize("momentum", [0.0, 0.7])
-@pytest.mark.parametrize("noise", [None, NOISES["gaussian-fast"]])
-def test_specialised_program_gives_the_general_programs_bits(momentum, noise):
-    """No momentum buffer at γ = 0, scalar hyperparameters, unrolled steps: same arithmetic, same bits
-    (the end state and the final momentum buffer, which at γ = 0 is the last step's direction)."""
+@pytest.mark.parametrize("noise", [None, NOISES["gaussian-fast"], NOISES["gaussian-threefry"]])
+def test_specialised_program_gives_the_general_programs_bits(problem, momentum, noise):
+    """No momentum buffer at γ = 0: same arithmetic, same bits (the end state and the final momentum
+    buffer, which at γ = 0 is the last step's direction), and a hyperparameter given as one number
+    gives the bits of the same value given per particle."""
     scalars = (1e-4, 0.05, momentum)
     per_lane = tuple(np.full(100, v) for v in scalars)
-    general = engine_run(per_lane, specialise=False, noise=noise)
+    general = engine_run(per_lane, specialise=False, noise=noise, problem=problem)
     for leaves in (scalars, per_lane):
-        special = engine_run(leaves, specialise=True, noise=noise)
+        special = engine_run(leaves, specialise=True, noise=noise, problem=problem)
         np.testing.assert_array_equal(special[0], general[0])
         np.testing.assert_array_equal(special[1], general[1])
 

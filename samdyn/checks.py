@@ -33,6 +33,7 @@ __all__ = [
     "array",
     "instance",
     "function",
+    "cli_positive_int",
 ]
 
 _MAX_REPR = 80
@@ -165,4 +166,21 @@ def function(where: str, name: str, value: Any, expected: str = "callable") -> A
     """A callable."""
     if not callable(value):
         fail(where, name, expected, value, TypeError)
+    return value
+
+
+def cli_positive_int(text: str) -> int:
+    """An ``argparse`` type: an integer >= 1 (argparse turns the error into a usage message, exit 2).
+
+    >>> cli_positive_int("3")
+    3
+    """
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
     return value

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import samdyn  # for samdyn.__version__, read when the command runs
+from samdyn import checks
 
 __all__ = ["main"]
 
@@ -54,16 +55,6 @@ def _demo(args) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (argparse turns the error into a usage message, exit code 2)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
-    return value
-
 
 def main(argv=None) -> int:
     """Entry point of the ``samdyn`` command."""
@@ -72,7 +63,7 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="Kim et al.'s Beale saddle trap (official settings)")
     demo.add_argument("--out", default="out/demo", help="folder for the figure and data (default out/demo)")
-    demo.add_argument("--max-steps", type=_positive_int, default=100_000,
+    demo.add_argument("--max-steps", type=checks.cli_positive_int, default=100_000,
                       help="step budget for GD's stopping rule (default 100000; the rule fires at 87683)")
     demo.set_defaults(func=_demo)
     from .sweep.cli import register as register_sweep

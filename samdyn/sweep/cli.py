@@ -13,17 +13,10 @@ import sys
 import traceback
 from pathlib import Path
 
+from .. import checks
+
 __all__ = ["register", "default_store"]
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
-    return value
 
 
 def default_store(spec_path) -> Path:
@@ -38,7 +31,7 @@ def register(subparsers) -> None:
     p.add_argument("spec", help="the sweep spec, a TOML file (see README: Sweeps)")
     p.add_argument("--out", help="store folder (default out/sweeps/<spec name>); rerun to resume")
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=_positive_int, metavar="N", help="start a local Dask cluster of N processes")
+    where.add_argument("--workers", type=checks.cli_positive_int, metavar="N", help="start a local Dask cluster of N processes")
     where.add_argument("--scheduler", metavar="ADDR", help="use a running Dask scheduler, e.g. tcp://host:8786")
     p.add_argument("--dry-run", action="store_true", help="print grid size, chunks, memory and time; compute nothing")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

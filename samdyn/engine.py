@@ -230,7 +230,7 @@ class EndState:
 def _has_momentum_buffer(opt: Optimizer) -> bool:
     """Whether ``opt``'s state is a NamedTuple with a ``momentum`` field (traced once per optimizer)."""
     state = jax.eval_shape(opt.init, (jax.ShapeDtypeStruct((), jnp.float32),))
-    return hasattr(state, "momentum") and hasattr(state, "_replace")
+    return "momentum" in getattr(state, "_fields", ())  # a field (an optax base's .momentum is a property)
 
 
 def _step_dtype():
@@ -288,7 +288,8 @@ def _programs(program: Program, slots: int, momentum_free: bool):
     def init(x, inp: _Inputs):
         w0 = split(x)
         lanes = x.shape[-1]
-        return (w0, opt.init(w0), jnp.full((lanes,), -1, dtype=_step_dtype()), recorder.init(lanes, inp.args))
+        state0 = jax.vmap(opt.init, in_axes=-1, out_axes=-1)(w0)  # per particle: a step counter is a (lanes,) array
+        return (w0, state0, jnp.full((lanes,), -1, dtype=_step_dtype()), recorder.init(lanes, inp.args))
 
     def segment(carry, t0, slot_steps, slot_record, inp: _Inputs):
         def run_steps(first, count, carry):

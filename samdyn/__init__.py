@@ -74,3 +74,12 @@ __all__ = [
     "stability", "streaming", "simulate", "Run", "particle_stats", "ParticleStats",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    """``sd.sweep`` on first use (it brings xarray and zarr, which plain simulations do not need)."""
+    if name == "sweep":
+        import importlib
+
+        return importlib.import_module(".sweep", __name__)
+    raise AttributeError(f"module 'samdyn' has no attribute {name!r}")

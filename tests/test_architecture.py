@@ -117,7 +117,7 @@ def test_import_first_is_silent_and_exposes_every_module():
     out = run_python(
         "import warnings; warnings.simplefilter('error')\n"
         "import samdyn as sd\n"
-        "print(sd.plotting.__name__, sd.reference.__name__, sd.engine.__name__)\n"
+        "print(sd.plotting.__name__, sd.reference.__name__, sd.engine.__name__, sd.sweep.__name__)\n"
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["samdyn.plotting", "samdyn.reference", "samdyn.engine"]
+    assert out.stdout.split() == ["samdyn.plotting", "samdyn.reference", "samdyn.engine", "samdyn.sweep"]

@@ -70,4 +70,5 @@ def test_notebook_runs_at_smoke_size(name, monkeypatch):
     assert figures >= 1 or name == "00_explorer"  # the explorer draws into an Image widget
     if name == "00_explorer":
         # the notebook asserts it too; this says the check ran and what it measured
-        assert "slider moves after the first γ > 0: 0 new compilations" in stream_text(nb)
+        text = stream_text(nb)
+        assert "slider moves after the first γ > 0: 0 new compilations" in text and "back to Beale: 0" in text

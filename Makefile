@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench install clean
+.PHONY: demo test test-fast bench notebooks install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,15 @@ bench: $(STAMP)
 	$(PY) -m pip install --quiet $(TORCH) || echo "torch not installable here: torch rows will be skipped"
 	$(PY) -m pip install --quiet -e '.[bench]' || echo "numba/optax not installable here: their anchor rows will be skipped"
 	$(PY) experiments/benchmarks.py
+
+# JupyterLab in the venv, its kernel able to import samdyn (the `notebooks` extra; README, Notebooks).
+NB_STAMP := $(VENV)/.notebooks
+$(NB_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[notebooks]'
+	touch $(NB_STAMP)
+
+notebooks: $(NB_STAMP)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

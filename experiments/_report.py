@@ -107,14 +107,12 @@ def num(x: float, digits: int = 3) -> str:
         return r"\ensuremath{\infty}" if x > 0 else r"\ensuremath{-\infty}"
     if x == 0:
         return "0"
+    x = float(f"{x:.{digits - 1}e}")  # rounded to `digits` significant figures first (0.99999 → 1.00)
     exponent = math.floor(math.log10(abs(x)))
     if -3 <= exponent < 4:
         decimals = max(digits - 1 - exponent, 0)
         return f"{x:.{decimals}f}"
-    mantissa = x / 10**exponent
-    if round(mantissa, digits - 1) in (10.0, -10.0):
-        mantissa, exponent = mantissa / 10, exponent + 1
-    text = f"{mantissa:.{digits - 1}f}"
+    text = f"{x / 10**exponent:.{digits - 1}f}"
     return rf"\ensuremath{{{text}\times 10^{{{exponent}}}}}"
 
 

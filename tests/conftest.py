@@ -38,3 +38,32 @@ def pytest_collection_modifyitems(config, items):
         picked = FAST_TESTS.get(name, ())
         if name in FAST_FILES or in_package or any(item.name.startswith(p) for p in picked):
             item.add_marker(pytest.mark.fast)
+
+
+# ---- figure scripts (issue 14): each runs once per session at --quick size, into a temporary root ----
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def figures(tmp_path_factory):
+    """``figures(name)`` runs ``experiments/<name>.py --quick`` once per session (in its own process,
+    with ``SAMDYN_FIGURES_OUT`` at a temporary root) and returns its JSON record; ``figures.root`` is
+    that root (``<root>/<name>/`` holds the script's outputs)."""
+    root = tmp_path_factory.mktemp("figures")
+    records = {}
+
+    def get(name: str) -> dict:
+        if name not in records:
+            env = dict(os.environ, SAMDYN_FIGURES_OUT=str(root), PYTHONPATH=str(REPO), MPLBACKEND="Agg")
+            cmd = [sys.executable, str(REPO / "experiments" / "figures.py"), "--quick", "--only", name]
+            subprocess.run(cmd, cwd=REPO, env=env, check=True)
+            records[name] = json.loads((root / name / f"{name}.json").read_text())
+        return records[name]
+
+    get.root = root
+    return get

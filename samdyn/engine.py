@@ -395,8 +395,8 @@ def run(program: Program, chunks: Sequence[Chunk], *, steps: int, every: int, se
         seed: integer seed ≥ 0 (< 2⁶⁴).
         lanes: particles per compiled call.
         dtype: ``"float32"`` or ``"float64"``.
-        progress: True shows a progress bar (steps, particle-steps/s, ETA); None shows one when
-            the run is expected to take more than a few seconds; False never.
+        progress: True shows a progress bar (steps, particle-steps/s, ETA); None shows one once
+            the run has lasted a second and is expected to need two more; False never.
         confirm: run even when the estimate exceeds :data:`LONG_RUN_SECONDS`.
         label: name used in the progress bar and messages.
         slots: record slots per pass (default from the number of records).
@@ -474,7 +474,10 @@ def run(program: Program, chunks: Sequence[Chunk], *, steps: int, every: int, se
                         f"{total_lanes} particles at {rate * total_lanes:.3g} particle-steps/s measured); "
                         "pass confirm=True to run it anyway, or lower steps / the number of particles"
                     )
-                if bar is None and (progress or (progress is None and eta > 3.0)):
+                # automatic bar: only once the run has lasted a second and still has seconds to go (the
+                # first estimates can include a compile, so a short run never flashes one)
+                wanted = progress or (progress is None and eta > 2.0 and time.perf_counter() - started > 1.0)
+                if bar is None and wanted:
                     bar = _progress_bar(progress, label, steps)
                 # size the next pass from the compute rate alone: launching many small chunks costs the
                 # same whatever the pass length, so it must not shrink the passes

@@ -91,6 +91,11 @@ def test_progress_bar_shows_steps_and_rate(capsys):
     assert "simulate" in err and "3.00k/3.00k" in err and "particle-steps/s" in err
 
 
+def test_short_run_shows_no_automatic_bar(capsys):
+    sd.simulate(ROSEN, SAM, sd.optim.hparams(lr=1e-4), X0[:10], 3000)  # well under a second, compiled
+    assert capsys.readouterr().err == ""
+
+
 INTERRUPT_SCRIPT = textwrap.dedent(
     """
     import sys

@@ -21,13 +21,11 @@
 # answer from the Jacobian: ρ > ρ* = 4/111 and η(λ + ρλ²) < 2(1 + γ). Does simulation find the same
 # boundary?
 #
-# The sweep module (`samdyn.sweep`: TOML spec → labelled dataset on disk, `samdyn sweep`,
-# `sweep.open`) has not landed yet. Until it does, the section marked **Run** does the same thing with
-# one `simulate` call over the whole grid. The spec, the dataset's layout and the plots stay as
-# they are.
+# `samdyn.sweep` turns a spec (a TOML file, or the same as a dict) into a labelled `xarray.Dataset`
+# in a zarr store: every grid point is one run, the store can be killed and resumed, and the same
+# spec runs from the shell with `samdyn sweep SPEC.toml` or on a Dask cluster.
 
 # %%
-import json
 import os
 import pathlib
 import tempfile
@@ -36,6 +34,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import samdyn as sd
+from samdyn import sweep
 
 SMOKE = os.environ.get("SAMDYN_NOTEBOOK_SMOKE") == "1"  # tests: a coarse grid; a person: full size
 N = 24 if SMOKE else 96  # grid points per axis
@@ -44,61 +43,39 @@ plt.rcParams["figure.figsize"] = (12, 4)
 # %% [markdown]
 # ## The spec
 #
-# A spec says what to run and over which axes: a landscape, an optimizer, a start, a number of
-# steps, and one list of values per swept hyperparameter. Every combination is one run.
+# A spec says what to run and over which axes: a problem (here a registry landscape), an optimizer,
+# a start, a number of steps, and one list of values per swept hyperparameter. A list is an axis, a
+# scalar is fixed, and every combination is one run. `describe` prints the plan and an estimate before
+# anything is computed; a bad value is refused here, naming its key.
 
 # %%
-spec = {
+spec = sweep.load_spec({
     "name": "usam_beale_saddle",
-    "landscape": "beale",
-    "optimizer": "usam",
-    "x0": [0.01, 1.01],  # next to the saddle (0, 1)
-    "steps": 2000,
+    "problem": {"landscape": "beale"},
+    "optimizer": {"name": "usam"},
     "grid": {
         "lr": np.linspace(1e-3, 0.1, N).tolist(),
         "rho": np.linspace(0.0, 0.15, N).tolist(),
         "momentum": [0.0, 0.9],
     },
-}
-print(json.dumps({**spec, "grid": {k: f"{len(v)} values in [{min(v):g}, {max(v):g}]" for k, v in spec["grid"].items()}},
-                 indent=1))
+    "run": {"x0": [0.01, 1.01], "steps": 2000},  # next to the saddle (0, 1)
+})
+print(sweep.describe(spec))
 
 # %% [markdown]
 # ## Run
 #
-# <!-- swap point: once samdyn.sweep has landed, replace run_sweep / open_sweep below by the sweep
-#      module's runner and sweep.open (the spec above becomes its TOML file) -->
-#
-# The grid axes become broadcast hyperparameter leaves, so the whole grid is one batch of one
-# compiled program. The result is saved with its coordinates and the spec, then read back.
+# The grid axes become broadcast hyperparameter leaves, so each chunk of the grid is one batch of
+# one compiled program. Each chunk writes its own region of the store; rerunning the cell finds the
+# chunks already there and computes nothing. `sweep.open` returns the dataset: named dimensions,
+# coordinates, and the spec and versions as attributes.
 
 # %%
-OPTIMIZERS = {"gd": sd.optim.gd(), "sam": sd.optim.sam(), "usam": sd.optim.usam()}
-
-
-def run_sweep(spec, path):
-    """Run every grid point of ``spec`` in one simulate call; save end points and labels to ``path`` (.npz)."""
-    f = sd.landscapes.get(spec["landscape"])
-    dims = tuple(spec["grid"])  # ("lr", "rho", "momentum")
-    axes = [np.asarray(spec["grid"][d]) for d in dims]
-    leaves = {d: a.reshape([-1 if i == k else 1 for i in range(len(dims))]) for k, (d, a) in enumerate(zip(dims, axes))}
-    run = sd.simulate(f, OPTIMIZERS[spec["optimizer"]], sd.optim.hparams(**leaves), spec["x0"], spec["steps"])
-    np.savez(path, final=run.final, diverged=run.diverged, dims=np.array(dims), spec=json.dumps(spec),
-             **{f"coord_{d}": a for d, a in zip(dims, axes)})
-    return path
-
-
-def open_sweep(path):
-    """The saved sweep as a dict: variables with their dims, coordinates, and the spec."""
-    with np.load(path) as z:
-        dims = tuple(z["dims"].tolist())
-        return {"dims": dims, "coords": {d: z[f"coord_{d}"] for d in dims}, "final": z["final"],
-                "diverged": z["diverged"], "spec": json.loads(str(z["spec"]))}
-
-
-out = pathlib.Path(tempfile.mkdtemp()) / f"{spec['name']}.npz"
-ds = open_sweep(run_sweep(spec, out))
-print("dims:", ds["dims"], "| final:", ds["final"].shape, "| diverged runs:", int(ds["diverged"].sum()))
+store = pathlib.Path(tempfile.mkdtemp()) / f"{spec.data['name']}.zarr"
+print(sweep.run(spec, store, progress=False))
+print(sweep.run(spec, store, progress=False))  # the second time: every chunk is already there
+ds = sweep.open(store)
+ds
 
 # %% [markdown]
 # ## Plot
@@ -107,8 +84,9 @@ print("dims:", ds["dims"], "| final:", ds["final"].shape, "| diverged runs:", in
 # The dashed lines are the exact boundaries from notebook 02.
 
 # %%
-lr, rho, momentum = (ds["coords"][d] for d in ("lr", "rho", "momentum"))
-distance = np.where(ds["diverged"], np.nan, np.linalg.norm(ds["final"] - (0.0, 1.0), axis=-1))  # (lr, rho, γ)
+lr, rho, momentum = (ds[d].values for d in ("lr", "rho", "momentum"))
+final = ds["final"].transpose("lr", "rho", "momentum", "coord").values
+distance = np.where(ds["diverged"].values, np.nan, np.linalg.norm(final - (0.0, 1.0), axis=-1))  # (lr, rho, γ)
 lam = 111 / 4
 rho_star = float(sd.stability.rho_threshold(sd.landscapes.get("beale"), (0, 1)))
 fig, axes = plt.subplots(1, len(momentum), sharey=True)
@@ -120,7 +98,7 @@ for k, (ax, gamma) in enumerate(zip(axes, momentum)):
     ax.set(xlim=(lr[0], lr[-1]), ylim=(rho[0], rho[-1]), xlabel="learning rate η", title=f"USAM, γ = {gamma:g}")
     ax.legend(loc="upper right", fontsize=8)
 axes[0].set_ylabel("ρ")
-fig.colorbar(mesh, ax=axes, label=f"log₁₀ ‖w − (0, 1)‖ after {ds['spec']['steps']} steps")
+fig.colorbar(mesh, ax=axes, label=f"log₁₀ ‖w − (0, 1)‖ after {spec.data['run']['steps']} steps")
 plt.show()
 
 # %%

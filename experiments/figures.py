@@ -26,6 +26,7 @@ FIGURES = (
     "fig_saddle_xy",     # x² − y²: GD escapes, SAM captured, USAM around ρ = −1/λ
     "fig_theorem1",      # USAM at Beale's saddle around ρ* = 4/111, phase diagrams, basins, edges, 2-cycles
     "fig_lyapunov",      # Lyapunov exponent of SAM's chatter at Beale's saddle
+    "fig_findings",      # beyond the paper: higher-index saddles, USAM's extra fixed points, SAM's 2-cycle trap
     "fig_diffusion",     # Theorems 2-3: MSD / width over time, Monte Carlo vs exact vs continuous forms
     "fig_escape",        # escape-time survival curves and median heatmaps over γ × B
     "fig_nets_saddle",   # saddle escape of the deep linear net and the squared-activation toy

@@ -580,3 +580,42 @@ def test_start_grids_critical_points_and_expressions():
                                  "run": {"x0": {"critical_points": "saddle"}, "steps": 3}})
     ds = sweep.run_chunk(at_saddle, 0)
     assert ds.sizes["start"] == 1 and (ds.final == ds.x0).all() and (ds.x0 == 0).all()  # it does not move
+
+
+def test_nets_sweep_carries_the_trap_monitor():
+    """Issue 13: the monitor's records and flag land in the dataset, equal to nets.train's own, for the
+    deep linear net at its saddle (origin): USAM beyond −1/λ is captured, GD (ρ = 0) is not."""
+    data_args = {"n_train": 64, "n_test": 8, "in_dim": 3, "out_dim": 2, "teacher": "linear", "noise_std": 0.0,
+                 "seed": 0}
+    spec = sweep.load_spec({
+        "problem": {"model": "deep_linear", "model_args": {"hidden": 3, "depth": 2, "init_scale": 1e-3},
+                    "dataset": "teacher_student", "dataset_args": data_args},
+        "optimizer": {"name": "usam"},
+        "grid": {"lr": 0.02, "rho": [0.0, 4.0], "batch_size": 64, "seed": [0, 1]},
+        "run": {"steps": 300, "every": 100, "dtype": "float64", "monitor": {"every": 100, "k": 2, "m": 15}},
+    })
+    got = all_chunks(spec)
+    assert got["monitor_lambda_min"].dims == ("rho", "seed", "monitor_step", "k")
+    assert got["monitor_step"].values.tolist() == [100, 200, 300] and got["captured"].dims == ("rho", "seed")
+    data = nets.datasets.teacher_student(**data_args)
+    model = nets.deep_linear(3, 3, 2, depth=2, init_scale=1e-3)
+    res = nets.train(model, data, sd.optim.usam(), sd.optim.hparams(lr=0.02, rho=[0.0, 4.0]), 300, 64, seeds=[0, 1],
+                     eval_every=100, dtype="float64", monitor=nets.TrapMonitor(every=100, k=2, m=15))
+    for name in nets.TrapMonitor(every=100).records:
+        np.testing.assert_array_equal(got[f"monitor_{name}"].values, res.monitor[name])
+    np.testing.assert_array_equal(got["captured"].values, res.captured)
+    assert got["captured"].sel(rho=4.0).all() and not got["captured"].sel(rho=0.0).any()
+
+
+def test_monitor_spec_errors_name_the_key():
+    base = tiny_nets_spec()
+    for monitor, pattern in [({"k": 1}, r"run.monitor needs every"), ({"every": 12}, r"run.monitor.every must be"),
+                             ({"every": 8, "kk": 1}, r"unknown key run.monitor.kk"),
+                             ({"every": 8, "k": 0}, r"run.monitor: TrapMonitor: k must be")]:
+        bad = {**base, "run": {**base["run"], "monitor": monitor}}
+        with pytest.raises(sweep.SpecError, match=pattern):
+            sweep.load_spec(bad)
+    landscape = {"problem": {"landscape": "saddle"}, "optimizer": {"name": "gd"}, "grid": {"lr": 0.1},
+                 "run": {"x0": [1.0, 0.5], "steps": 10, "monitor": {"every": 5}}}
+    with pytest.raises(sweep.SpecError, match=r"run.monitor applies to a network problem only"):
+        sweep.load_spec(landscape)

@@ -31,6 +31,7 @@ import math
 
 import numpy as np
 
+from .. import nets
 from .spec import Spec, setup, starts
 
 __all__ = ["Axis", "Var", "Plan", "make_plan", "axes", "layout", "record_times", "chunk_slices", "STATIC_AXES", "LABELS"]
@@ -67,6 +68,18 @@ LABELS = {
     "train_loss": ("training loss", "nats"), "test_loss": ("test loss", "nats"),
     "train_acc": ("training accuracy", "fraction"), "test_acc": ("test accuracy", "fraction"),
     "param_norm": ("‖w_t‖", "parameter units"),
+    "monitor_step": ("trap monitor record step", "steps"), "monitor_epoch": ("trap monitor record epoch", "epochs"),
+    "k": ("k-th most negative Hessian eigenvalue", ""),
+    "monitor_lambda_min": ("most negative Hessian eigenvalues λ_min", "loss units / (parameter units)²"),
+    "monitor_lambda_max": ("largest Hessian eigenvalue", "loss units / (parameter units)²"),
+    "monitor_grad_norm": ("full-batch gradient norm ‖∇L(w)‖", "gradient units"),
+    "monitor_radius": ("effective USAM radius ‖e‖/‖g‖ of the last step", "parameter units / gradient units"),
+    "monitor_ratio": ("radius · |λ_min| (> threshold: the saddle attracts)", ""),
+    "monitor_cosine": ("cos between SAM's gradients", ""),
+    "monitor_captured": ("near a critical point with the ratio beyond the threshold", ""),
+    "monitor_hessian_trace": ("Hessian trace (Hutchinson)", "loss units / (parameter units)²"),
+    "monitor_sharpness": ("worst-case sharpness max_{‖e‖≤ρ} L(w + e) − L(w)", "loss units"),
+    "captured": ("captured at the last monitor record", ""),
 }
 
 
@@ -153,6 +166,8 @@ def _variables(spec: Spec, coords: dict, tname: str, T: int) -> dict:
             variables[name] = Var((tname,), (T,), dtype, nan)
         variables["diverged"] = Var((), (), "bool", False)
         variables["diverged_at"] = Var((), (), "int32", -1)
+        if run.get("monitor") is not None:
+            variables.update(_monitor_variables(spec, coords, tname))
         return variables
 
     f = setup(spec).problem
@@ -200,6 +215,28 @@ def _variables(spec: Spec, coords: dict, tname: str, T: int) -> dict:
         elif name == "final":
             coords["particle"] = (("particle",), np.arange(P))
             variables[name] = Var(("particle", "coord"), (P, d), dtype, nan)
+    return variables
+
+
+def _monitor_variables(spec: Spec, coords: dict, tname: str) -> dict:
+    """The trap monitor's records (``monitor_<record>`` over ``monitor_<tname>``; ``monitor_lambda_min``
+    also over ``k``) and ``captured``, its flag at the last record; adds their coordinates."""
+    run = spec.data["run"]
+    monitor = nets.TrapMonitor(**run["monitor"])
+    length = run["epochs"] if run["epochs"] is not None else run["steps"]
+    mname = f"monitor_{tname}"
+    coords[mname] = ((mname,), monitor.every * np.arange(1, length // monitor.every + 1))
+    Tm, nan = len(coords[mname][1]), float("nan")
+    variables = {}
+    for name in monitor.records:
+        if name == "lambda_min":
+            coords["k"] = (("k",), np.arange(monitor.k))
+            variables[f"monitor_{name}"] = Var((mname, "k"), (Tm, monitor.k), run["dtype"], nan)
+        elif name == "captured":
+            variables[f"monitor_{name}"] = Var((mname,), (Tm,), "bool", False)
+        else:
+            variables[f"monitor_{name}"] = Var((mname,), (Tm,), run["dtype"], nan)
+    variables["captured"] = Var((), (), "bool", False)
     return variables
 
 

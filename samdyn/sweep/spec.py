@@ -82,7 +82,7 @@ SECTIONS = {
     "noise": ("kind", "std", "cov", "psd", "at", "n", "shift_std", "shift_seed", "independent", "sampler"),
     "grid": ("lr", "rho", "momentum", "batch_size", "seed", "x0"),
     "run": ("x0", "steps", "epochs", "every", "particles", "observables", "dtype", "chunk", "chunk_size",
-            "reference", "radius", "level", "loss_edges", "quantiles", "eval_samples"),
+            "reference", "radius", "level", "loss_edges", "quantiles", "eval_samples", "monitor"),
 }
 DEFAULT_RADIUS = 1.0
 DEFAULT_QUANTILES = (0.1, 0.5, 0.9)
@@ -474,6 +474,27 @@ def _normalise(raw: Mapping, source: str | None) -> Spec:
     return spec
 
 
+def _monitor(table, every: int, length: int, length_key: str) -> dict:
+    """``run.monitor``: the saddle-trap monitor's settings (:class:`samdyn.nets.TrapMonitor`'s fields),
+    ``every`` in the run's unit (steps or epochs) and a multiple of ``run.every``; defaults filled in."""
+    if not isinstance(table, Mapping):
+        _fail("run.monitor", "a table such as {every = 10, k = 1}", table)
+    fields = [f.name for f in dataclasses.fields(nets.TrapMonitor)]
+    unknown = sorted(set(table) - set(fields))
+    if unknown:
+        raise SpecError(f"{WHERE}: unknown key run.monitor.{unknown[0]}; known: {', '.join(fields)}")
+    if "every" not in table:
+        raise SpecError(f"{WHERE}: run.monitor needs every (records apart, in {length_key})")
+    m_every = _checked(checks.integer, "run.monitor.every", table["every"], low=1)
+    if m_every % every or m_every > length:
+        _fail("run.monitor.every", f"a multiple of run.every = {every}, at most run.{length_key} = {length}", m_every)
+    try:
+        monitor = nets.TrapMonitor(**dict(table))
+    except (TypeError, ValueError) as err:
+        raise SpecError(f"{WHERE}: run.monitor: {err}") from None
+    return dataclasses.asdict(monitor)
+
+
 def _run(run: Mapping, grid: Mapping, data: dict, is_nets: bool, kind: str) -> dict:
     out: dict[str, Any] = {}
     if is_nets:
@@ -481,8 +502,8 @@ def _run(run: Mapping, grid: Mapping, data: dict, is_nets: bool, kind: str) -> d
             if k in run or (k == "x0" and "x0" in grid):
                 raise SpecError(f"{WHERE}: run.{k} does not apply to a network problem")
     else:
-        if "eval_samples" in run or "epochs" in run:
-            k = "eval_samples" if "eval_samples" in run else "epochs"
+        if {"eval_samples", "epochs", "monitor"} & set(run):
+            k = next(k for k in ("eval_samples", "epochs", "monitor") if k in run)
             raise SpecError(f"{WHERE}: run.{k} applies to a network problem only")
     if ("steps" in run) == ("epochs" in run):
         raise SpecError(f"{WHERE}: give exactly one of run.steps" + (" or run.epochs" if is_nets else ""))
@@ -525,6 +546,8 @@ def _run(run: Mapping, grid: Mapping, data: dict, is_nets: bool, kind: str) -> d
     if is_nets:
         out["eval_samples"] = None if run.get("eval_samples") is None else _checked(
             checks.integer, "run.eval_samples", run["eval_samples"], low=1)
+        if run.get("monitor") is not None:  # absent stays absent: existing specs keep their hash
+            out["monitor"] = _monitor(run["monitor"], out["every"], length, length_key)
         return out
 
     problem = _build_landscape(data["problem"])

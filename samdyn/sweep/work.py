@@ -137,9 +137,12 @@ def _nets(spec: Spec, p, sl, values, fixed, hp, opt) -> dict:
     seed_cap = p.block[names.index("seed")] if seed_axis else 1
     flat = {k: _pad(np.broadcast_to(np.asarray(v, dtype=np.float64), hp_shape).reshape(-1), hp_cap)
             for k, v in hp.items()}
+    monitor = None
+    if run.get("monitor") is not None:  # its every is in the run's unit, train's in steps
+        monitor = nets.TrapMonitor(**{**run["monitor"], "every": run["monitor"]["every"] * (every // run["every"])})
     res = nets.train(s.model, s.data, opt, optim.hparams(**flat), steps, B, key=0,
                      seeds=_pad(seeds, seed_cap).tolist(), eval_every=every, eval_samples=run["eval_samples"],
-                     dtype=run["dtype"])
+                     dtype=run["dtype"], monitor=monitor)
     n_hp = int(np.prod(hp_shape))
     shape = hp_shape + ((len(seeds),) if seed_axis else ())
 
@@ -149,6 +152,8 @@ def _nets(spec: Spec, p, sl, values, fixed, hp, opt) -> dict:
 
     out = {name: cut(res.records[name]) for name in run["observables"]}
     out.update(diverged=cut(res.diverged), diverged_at=cut(res.diverged_at))
+    if monitor is not None:
+        out.update({f"monitor_{name}": cut(res.monitor[name]) for name in monitor.records}, captured=cut(res.captured))
     expected = record_times(spec)[1] * (per_epoch if run["steps"] is None else 1)
     if run["observables"] and not np.array_equal(res.times, expected):
         raise RuntimeError(f"sweep: nets.train recorded at steps {res.times}, the layout expects {expected}")

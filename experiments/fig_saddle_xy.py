@@ -75,8 +75,8 @@ def main():
         y = np.abs(paths[label][:, 1])
         ax_b.semilogy(t, np.maximum(y, 1e-30), lw=1.2, markevery=50, ms=3, label=label, **st)
     for rho in (0.0, 0.4, 0.5, 0.6):
-        ax_b.semilogy(t, 0.01 * np.abs(linear_factor(LAM[1], rho)) ** t, color="0.5", lw=3, alpha=0.35, zorder=0)
-    ax_b.semilogy([], [], color="0.5", lw=3, alpha=0.35, label=r"closed form $|1 - \eta(\lambda + \rho\lambda^2)|^t\,|y_0|$")
+        ax_b.semilogy(t, 0.01 * np.abs(linear_factor(LAM[1], rho)) ** t, color="0.5", lw=3, alpha=0.35, zorder=0, marker="")
+    ax_b.semilogy([], [], color="0.5", lw=3, alpha=0.35, marker="", label=r"closed form $|1 - \eta(\lambda + \rho\lambda^2)|^t\,|y_0|$")
     ax_b.set(xlabel="step t", ylabel="|y_t| (dimensionless)", ylim=(1e-14, 1e3),
              title="(b) escape direction y, λ = −2")
 

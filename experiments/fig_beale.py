@@ -120,7 +120,7 @@ def main():
                       textcoords="offset points", xytext=(dx, 0), ha=ha, va="center", fontsize=6)
     ax_c.set(xlabel="x (dimensionless)", ylabel="y (dimensionless)", xlim=(-0.75, 0.75), ylim=(0.965, 1.035),
              title="(c) perturbed points t = 5000…5007, ρ = 0.5")
-    ax_c.legend(loc="upper left", fontsize=6)
+    ax_c.legend(loc="lower right", fontsize=6)
 
     stalled = dist < reference.TRAP_RADIUS
     ax_d.semilogy(rhos[~stalled], dist[~stalled], "o", color="#D55E00", markeredgecolor="k", ms=3, label="escapes")

@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench notebooks install clean
+.PHONY: demo test test-fast bench notebooks figures paper tex install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	MPLBACKEND=Agg $(PY) -m samdyn demo --out out/demo
 
-test: $(STAMP)
-	$(PY) -m pytest
+# The suite builds the paper from the figure scripts' --quick outputs, with real TeX Live (tex below).
+test: $(STAMP) tex
+	SAMDYN_REQUIRE_TEX=1 $(PY) -m pytest
 
 # The quick tier for the edit-test loop (tests marked `fast` in tests/conftest.py); `make test` is the full suite.
 test-fast: $(STAMP)
@@ -40,6 +41,30 @@ $(NB_STAMP): $(STAMP)
 
 notebooks: $(NB_STAMP)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+# Issue 14. `make figures` runs every figure script at full size into experiments/out/ (committed) and
+# prints each one's wall time; `make figures QUICK=1` is the smoke version, into out/quick/.
+FIGROOT = $(if $(QUICK),out/quick,experiments/out)
+figures: $(STAMP)
+	$(PY) experiments/figures.py $(if $(QUICK),--quick)
+
+# `make paper` builds paper/main.pdf from the outputs under $(FIGROOT) (QUICK=1: the smoke outputs),
+# reproducibly: a fixed SOURCE_DATE_EPOCH (the last commit's time) gives the same PDF bytes twice.
+# TEXINPUTS lets main.tex name each figure and numbers file without its folder.
+TEX_DEBS := latexmk texlive-latex-base texlive-latex-recommended texlive-fonts-recommended lmodern
+TEX_STYS := article.cls graphicx.sty hyperref.sty natbib.sty amsmath.sty booktabs.sty caption.sty subcaption.sty microtype.sty xcolor.sty lmodern.sty
+tex:
+	@if ! command -v latexmk >/dev/null || ! kpsewhich $(TEX_STYS) >/dev/null 2>&1; then \
+	  echo "TeX Live is missing or incomplete: installing the Debian packages $(TEX_DEBS)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(TEX_DEBS) >/dev/null; } \
+	    || { echo "could not install them: run 'apt-get install $(TEX_DEBS)' (Debian/Ubuntu)"; exit 1; }; \
+	fi
+
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+paper: tex
+	cd paper && SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) FORCE_SOURCE_DATE=1 TEXINPUTS=$(abspath $(FIGROOT))//: \
+	  latexmk -pdf -interaction=nonstopmode -halt-on-error -quiet main.tex
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

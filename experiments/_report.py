@@ -99,7 +99,8 @@ def versions() -> dict:
 
 def num(x: float, digits: int = 3) -> str:
     """``x`` to ``digits`` significant figures as LaTeX text: plain decimals for 1e-3 ≤ |x| < 1e4,
-    ``a\\times10^{b}`` (in ``\\ensuremath``) otherwise; ``nan``/``inf`` are spelled out."""
+    ``a\\times10^{b}`` otherwise; negatives and powers in ``\\ensuremath`` (a true minus sign);
+    ``nan``/``inf`` are spelled out."""
     x = float(x)
     if math.isnan(x):
         return "n/a"
@@ -111,7 +112,8 @@ def num(x: float, digits: int = 3) -> str:
     exponent = math.floor(math.log10(abs(x)))
     if -3 <= exponent < 4:
         decimals = max(digits - 1 - exponent, 0)
-        return f"{x:.{decimals}f}"
+        text = f"{x:.{decimals}f}"
+        return rf"\ensuremath{{{text}}}" if x < 0 else text  # a minus sign, not a hyphen
     text = f"{x / 10**exponent:.{digits - 1}f}"
     return rf"\ensuremath{{{text}\times 10^{{{exponent}}}}}"
 

@@ -27,8 +27,6 @@ random saddle).
 
 from __future__ import annotations
 
-import time
-
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
@@ -82,12 +80,10 @@ def main():
     jax.config.update("jax_enable_x64", True)
     study = _report.Study("fig_findings", args.quick)
     size = SIZES[args.quick]
-    start = time.perf_counter()
     example = higher_index_example()
     random_saddles = random_higher_index(size)
     extra = usam_extra_fixed_points(size)
     trap = sam_trap(size)
-    seconds = time.perf_counter() - start
 
     fig, axes = plt.subplots(3, 2, figsize=(_report.TEXT_WIDTH, 8.6), constrained_layout=True)
     draw_example(axes[0, 0], example)
@@ -102,7 +98,7 @@ def main():
 
     values = {"settings": settings(size), "example": _drop(example, "spectral_radius", "kind"),
               "random_saddles": random_saddles, "usam_extra": _drop(extra, "runs"),
-              "trap": _drop(trap, "stable", "radius", "sym_radius", "sym_stable", "sym_outcome", "sym_lr"), "seconds_compute": seconds}
+              "trap": _drop(trap, "stable", "radius", "sym_radius", "sym_stable", "sym_outcome", "sym_lr")}
     study.numbers(values, macros(example, random_saddles, extra, trap))
 
 
@@ -426,7 +422,7 @@ def draw_branch(ax, ex):
     ax.set(xlabel="ρ / ρ*", ylabel="distance from the saddle (0, 1)", xlim=BRANCH_FRACS, ylim=(0, None),
            title="(d) fixed points with w + ρ∇f(w) = (0, 1), w ≠ (0, 1):\nborn in pairs below ρ*, η = "
                  f"{ex['lr']}")
-    ax.legend(fontsize=5.5, loc="center right", framealpha=0.9)
+    ax.legend(fontsize=5.5, loc="lower left", framealpha=0.9)
 
 
 def draw_trap(ax, tr, background):
@@ -483,7 +479,8 @@ def macros(ex, rs, extra, tr):
         "findUsamBornLo": num(extra["born_between"][0]), "findUsamBornHi": num(extra["born_between"][1]),
         "findTrapAgree": num(tr["agreement_away"]), "findTrapAgreeAll": num(tr["agreement_all"]),
         "findTrapBand": num(TRAP_BAND), "findTrapCellsAway": str(tr["cells_away"]), "findTrapCells": str(tr["cells"]),
-        "findTrapStalled": str(tr["stalled_off_cycle"]), "findTrapSymBoundary": num(tr["sym_boundary"], 4),
+        "findTrapStalled": str(tr["stalled_off_cycle"]), "findTrapDisagree": str(tr["disagree_away"]),
+        "findTrapSteps": str(tr["steps"]), "findTrapSymSteps": str(tr["sym_steps"]), "findTrapSymBoundary": num(tr["sym_boundary"], 4),
     }
     a = extra["attractor"]
     if a is not None:

@@ -15,14 +15,14 @@ Draws ``fig_findings.{pdf,png}``, six panels:
     merges into the saddle at ρ*;
 (e) normalised SAM on ½(λ₊x² + λ₋y²): where its 2-cycle ±a e_x is stable (``sam_quadratic_cycle``,
     closed form) over (ηλ₊, λ₋/λ₊), with the outcome of ``simulate`` from a start near the saddle
-    in every cell (captured on the cycle, stalled off it, escaped);
+    in every cell (captured on the cycle; stalled off it, bounded near the saddle; escaped);
 (f) the symmetric saddle λ₋ = −λ₊: the cycle's closed-form spectral radius over ηλ₊ and the simulated
     outcome on a fine grid (boundary ηλ₊ = 1, for every ρ).
 
 Numbers: ``fig_findings.json`` (settings, per-saddle thresholds, fixed points, trap grid) and
 ``fig_findings_numbers.tex`` (macros ``\\find…``). Run: ``python experiments/fig_findings.py [--quick]``
-(about 15 s quick, 1.5 min full on 2 CPU cores; most of it compiles one ``phase_diagram`` per
-random saddle).
+(about 20 s quick, 85 s full on 2 CPU cores; most of the full run compiles one ``phase_diagram``
+per random saddle).
 """
 
 from __future__ import annotations
@@ -192,7 +192,10 @@ def random_higher_index(size):
 # ==== (c, d) USAM's extra fixed points on Beale ==========================================================
 
 def _newton_program(f):
-    """Newton on F(w) = w + ρ∇f(w) − c (Jacobian I + ρH(w)), vectorised over starts and ρ."""
+    """Newton on F(w) = w + ρ∇f(w) − c (Jacobian I + ρH(w)), vectorised over starts and ρ.
+
+    ``stability.periodic_orbits`` looks for orbits of period ≥ 2 and drops fixed points, so USAM's
+    fixed points are found here, from their defining equation; ``classify`` then checks each one."""
 
     def solve(w, c, rho):
         def body(_, w):

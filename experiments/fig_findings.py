@@ -98,7 +98,7 @@ def main():
 
     values = {"settings": settings(size), "example": _drop(example, "spectral_radius", "kind"),
               "random_saddles": random_saddles, "usam_extra": _drop(extra, "runs"),
-              "trap": _drop(trap, "stable", "radius", "sym_radius", "sym_stable", "sym_outcome", "sym_lr")}
+              "trap": _drop(trap, "sym_radius", "sym_outcome", "sym_lr")}
     study.numbers(values, macros(example, random_saddles, extra, trap))
 
 
@@ -326,14 +326,14 @@ def sam_trap(size):
     captured = sym_lr[sym_out == 0]
     boundary = float(captured.max() + 0.5 * (sym_lr[1] - sym_lr[0])) if captured.size else float("nan")
     return {
-        "lr": lr, "ratio": ratio, "stable": stable, "radius": radius,
+        "lr": lr, "ratio": ratio,
         "outcome": ["".join("cso"[o] for o in row) for row in outcome.T],   # rows: ratio; c/s/o = cycle/stalled/escaped
         "outcome_codes": dict(enumerate(OUTCOMES)), "steps": size["trap_steps"],
         "cells": int(outcome.size), "cells_away": int(away.sum()),
         "agreement_away": float(agree[away].mean()), "agreement_all": float(agree.mean()),
         "disagree_away": int((~agree & away).sum()),
         "stalled_off_cycle": int((outcome == 1).sum()),
-        "sym_lr": sym_lr, "sym_radius": sym_radius[:, 0], "sym_stable": sym_stable[:, 0], "sym_outcome": sym_out,
+        "sym_lr": sym_lr, "sym_radius": sym_radius[:, 0], "sym_outcome": sym_out,
         "sym_outcome_text": "".join("cso"[o] for o in sym_out),
         "sym_boundary": boundary, "sym_steps": size["sym_steps"],
         "sym_agreement": float(np.mean((sym_out == 0) == sym_stable[:, 0])),

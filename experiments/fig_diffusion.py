@@ -1,13 +1,15 @@
 """Kim et al.'s Theorems 2–3 measured: the width along a saddle's escape direction over time, Monte
 Carlo against samdyn's exact discrete-time moments and Kim et al.'s continuous forms (as reported).
 
-Setting: the escape direction of a saddle, Hessian eigenvalue λ = −1 (directions of a diagonal H with
-noise |H|/B decouple exactly, so a 1-D quadratic is that direction), USAM (the theory's unnormalised
-SAM; ρ = 0 is SGD), lr η = 0.01, Hessian-shaped gradient noise of covariance |λ|/B, every particle
-starting at the saddle, float64. Monte Carlo: ``sd.simulate`` in streaming-statistics mode; standard
-errors from the per-chunk sums (16 chunks: batch means, jackknife for fits). Exact: the recursion of
-``samdyn.diffusion.linear_moments`` (for "descent-only" noise its transition matrices with the ascent
-gradient's noise switched off).
+Setting: the escape direction of a saddle, Hessian eigenvalue λ = −1 (the directions of a diagonal H
+with noise |H|/B decouple exactly for SGD/USAM, so a 1-D quadratic is that direction), USAM (the
+theory's unnormalised SAM; ρ = 0 is SGD), lr η = 0.01, gradient noise of variance |λ|/B, every particle
+starting at the saddle, float64, seed 0. Monte Carlo: ``sd.simulate`` in streaming-statistics mode
+(settings share draws); standard errors from the 16 per-chunk sums (batch means; jackknife for the
+drift fits). One Theorem 2 run carries two copies of the direction: y₀ where SAM's two gradients
+share one draw (practice, ``linear_moments``' default) and y₁ where only the descent gradient is
+noisy (Kim et al.'s assumption; exact moments from ``linear_maps`` with the ascent noise removed).
+The batch-size run carries one direction per B (independent draws across B).
 
 ``fig_diffusion`` (2 × 2):
   (a) E y² over time for ρ|λ| ∈ {0, 0.5, 1.5, 2.5}: Monte Carlo, exact discrete, Kim et al.'s σ²(t);
@@ -161,7 +163,7 @@ def slope(x, y):
 
 def theorem2(quick):
     """Runs and measurements of the Theorem 2 figure."""
-    P = 2**12 if quick else 2**16
+    P = 2**14 if quick else 2**16
     steps = 80 if quick else 300
     # two copies of the escape direction in one run: y₀ with the shared draw, y₁ with descent-only noise
     f = sd.landscapes.get("quadratic", eigenvalues=[LAM, LAM])

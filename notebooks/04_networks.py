@@ -135,5 +135,5 @@ plt.show()
 # at B = 16. With γ = 0.9 at B = 16 it wins by about 7 points, and at B = 256 it does not win at all. So
 # momentum and small batches are what make SAM pay off, as Kim et al. found on CIFAR-10. The smallest
 # Hessian eigenvalue stays negative (about −0.1, against a largest of 1 to 10), so training keeps
-# passing through negative curvature. `experiments/mnist1d_sweep.py` runs the full study over more ρ,
+# passing through negative curvature. `experiments/fig_mnist1d.py` runs the full study over more ρ,
 # γ and B.

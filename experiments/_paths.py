@@ -8,7 +8,7 @@ OUT = Path(__file__).resolve().parent / "out"
 
 
 def out_dir(study: str) -> Path:
-    """``experiments/out/<study>/``, created if missing (``study``: the script's name, e.g. ``"saddle_escape"``)."""
+    """``experiments/out/<study>/``, created if missing (``study``: the script's name, e.g. ``"bench_nets"``)."""
     path = OUT / study
     path.mkdir(parents=True, exist_ok=True)
     return path

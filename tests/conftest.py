@@ -27,7 +27,8 @@ FAST_TESTS = {
     "test_variants.py": ("test_bad_options_fail_clearly", "test_schedules_closed_forms"),
     "test_landscapes.py": ("test_derivatives_match_sympy", "test_from_expr_never_runs_code"),
     "test_plotting.py": ("test_bad_input_fails_before_drawing",),
-    "test_sweep.py": ("test_bad_spec_fails_before_compute", "test_heatmap_reduces"),
+    "test_sweep.py": ("test_bad_spec_fails_before_compute", "test_heatmap_reduces", "test_monitor_spec_errors"),
+    "test_figures.py": ("test_every_script_takes_quick", "test_used_macros_finds", "test_lock_file_pins"),
 }
 
 

@@ -8,7 +8,6 @@ a store. Exit codes: 0 done, 2 bad spec, store or usage (nothing was computed), 
 
 from __future__ import annotations
 
-import argparse
 import sys
 import traceback
 from pathlib import Path

@@ -6,7 +6,7 @@ per step (forward passes of the XSAM search counted as 1/3 of a gradient). The t
 within 10 % of (gradient evaluations) — a variant should cost its gradients and nothing more.
 Repetitions are interleaved (load drifts hit every row) after a warm-up that compiles.
 
-Writes ``experiments/results/bench_variants.json``. Usage:
+Writes ``experiments/out/bench_variants/bench_variants.json``. Usage:
 ``python experiments/bench_variants.py [--steps 1000] [--repeats 5]``; ``make bench`` runs it through
 ``benchmarks.py``.
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pathlib
 import platform
 import statistics
 import time
@@ -26,7 +25,8 @@ import jax
 import samdyn as sd
 from samdyn import nets
 
-HERE = pathlib.Path(__file__).resolve().parent
+from _paths import out_dir  # noqa: E402  (same folder)
+
 BATCH, LR, RHO, MOMENTUM = 128, 0.05, 0.05, 0.9
 
 
@@ -89,8 +89,7 @@ def main(steps: int, repeats: int, write: bool = True):
                      "load_avg_at_end": os.getloadavg()},
            "raw_seconds": times}
     if write:
-        (HERE / "results").mkdir(exist_ok=True)
-        (HERE / "results" / "bench_variants.json").write_text(json.dumps(out, indent=1))
+        (out_dir("bench_variants") / "bench_variants.json").write_text(json.dumps(out, indent=1))
     return out
 
 

@@ -50,9 +50,10 @@ figures: $(STAMP)
 
 # `make paper` builds paper/main.pdf from the outputs under $(FIGROOT) (QUICK=1: the smoke outputs),
 # reproducibly: a fixed SOURCE_DATE_EPOCH gives the same PDF bytes on every build.
-# TEXINPUTS lets main.tex name each figure and numbers file without its folder.
+# TEXINPUTS lets main.tex name each figure and numbers file without its folder; -g always rebuilds
+# (latexmk would otherwise keep a PDF made from the other root as "up to date").
 TEX_DEBS := latexmk texlive-latex-base texlive-latex-recommended texlive-fonts-recommended lmodern
-TEX_STYS := article.cls graphicx.sty hyperref.sty natbib.sty amsmath.sty booktabs.sty caption.sty subcaption.sty microtype.sty xcolor.sty lmodern.sty
+TEX_STYS := article.cls geometry.sty array.sty amssymb.sty plainnat.bst graphicx.sty hyperref.sty natbib.sty amsmath.sty booktabs.sty caption.sty microtype.sty xcolor.sty lmodern.sty
 tex:
 	@if ! command -v latexmk >/dev/null || ! kpsewhich $(TEX_STYS) >/dev/null 2>&1; then \
 	  echo "TeX Live is missing or incomplete: installing the Debian packages $(TEX_DEBS)"; \
@@ -66,7 +67,7 @@ tex:
 SOURCE_DATE_EPOCH ?= 1795392000
 paper: tex
 	cd paper && SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) FORCE_SOURCE_DATE=1 TEXINPUTS=$(abspath $(FIGROOT))//: \
-	  latexmk -pdf -interaction=nonstopmode -halt-on-error -quiet main.tex
+	  latexmk -pdf -g -interaction=nonstopmode -halt-on-error -quiet main.tex
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

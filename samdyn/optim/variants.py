@@ -79,9 +79,15 @@ class MicroBatchOracle:
             checks.fail("MicroBatchOracle", "m", f"a divisor of the batch size {size}", m)
         self.k, self.m = size // m, m
         self.micro = tuple(jnp.reshape(b, (self.k, m) + tuple(np.shape(b)[1:])) for b in batch)
-        self._grad = jax.vmap(jax.grad(loss), in_axes=(0,) + (0,) * len(batch))
+        grad = jax.grad(loss)
+        self._grad = jax.vmap(grad, in_axes=(0,) + (0,) * len(batch))
+        # one point for all (leading axis 1): the forward pass and the back-propagated activations
+        # run on the whole batch at once, only the weight gradients are per micro-batch
+        self._grad_shared = jax.vmap(grad, in_axes=(None,) + (0,) * len(batch))
 
     def __call__(self, params):
+        if all(np.shape(x)[0] == 1 for x in jax.tree.leaves(params)):
+            return self._grad_shared(jax.tree.map(lambda x: x[0], params), *self.micro)
         stacked = jax.tree.map(lambda x: jnp.broadcast_to(x, (self.k,) + x.shape[1:]), params)
         return self._grad(stacked, *self.micro)
 
@@ -178,17 +184,45 @@ def msam(m: int, *, eps: float = 1e-12, nesterov: bool = False, base=None, lr_sc
         if not isinstance(grad_fn, MicroBatchOracle):
             checks.fail("msam", "grad_fn", "a samdyn.optim.MicroBatchOracle (see batch_oracle)", grad_fn, TypeError)
         G = grad(jax.tree.map(lambda x: x[None], params))       # (k, ...): per micro-batch, at w
-        return G, jax.tree.map(lambda x: jnp.mean(x, axis=0), G)
+        return G, _mean_over_micro_batches(G)
 
     def rule(ctx: Ctx):
-        norms = jax.vmap(tree_norm)(ctx.g)
+        norms = _norms_per_micro_batch(ctx.g)
         scale = ctx.rho / (norms + eps)
         E = jax.tree.map(lambda x: x * scale.reshape((-1,) + (1,) * (x.ndim - 1)), ctx.g)
         D = ctx.grad(jax.tree.map(lambda w, e: w[None] + e, ctx.params, E))
-        g, d, e = (jax.tree.map(lambda x: jnp.mean(x, axis=0), t) for t in (ctx.g, D, E))
+        g, d, e = (_mean_over_micro_batches(t) for t in (ctx.g, D, E))
         return Direction(d, tree_add(ctx.params, e), cosine(g, d), tree_norm(e), ctx.extra)
 
     return build(f"msam{m}", rule, (("eps", eps), ("micro_batch", m)), first=first, **common)
+
+
+# Reductions over the micro-batch axis. jnp.mean(axis=0) and a vmapped norm lower, on XLA:CPU, to
+# library reduce kernels that took longer than a layer's matmul on the MNIST-1D MLP (80 µs for a
+# (4, 100, 100) mean); halving the axis with elementwise adds and a matrix-vector product for the
+# squared norms do not (ARCHITECTURE.md, "m-SAM's cost").
+
+
+def _mean_over_micro_batches(tree):
+    """Leaf-wise mean over the leading (micro-batch) axis by pairwise halving (elementwise adds)."""
+    def mean(x):
+        k, total = x.shape[0], x
+        while total.shape[0] > 1:
+            half = total.shape[0] // 2
+            folded = total[:half] + total[half:2 * half]
+            total = folded if total.shape[0] % 2 == 0 else jnp.concatenate([folded, total[2 * half:]])
+        return total[0] / k
+
+    return jax.tree.map(mean, tree)
+
+
+def _norms_per_micro_batch(tree):
+    """The global L2 norm of each of the ``k`` slices along the leading axis, shape ``(k,)``."""
+    def squares(x):
+        flat = jnp.square(x.reshape(x.shape[0], -1))
+        return flat @ jnp.ones(flat.shape[1], x.dtype)
+
+    return jnp.sqrt(functools.reduce(jnp.add, [squares(x) for x in jax.tree.leaves(tree)]))
 
 
 # ---- GSAM ---------------------------------------------------------------------------------------

@@ -374,6 +374,13 @@ def check_memory(where: str, need: float, confirm: bool, hint: str) -> None:
         )
 
 
+def _wants_bar(progress, eta, elapsed):
+    """Whether to show the bar now: always for ``progress=True``, never for False; for None (automatic)
+    only once the run has lasted a second and still has more than two to go (s). The first estimates
+    can include a compile, so a run that ends within a second or two never flashes one."""
+    return bool(progress) or (progress is None and eta > 2.0 and elapsed > 1.0)
+
+
 def _progress_bar(enabled, label, total):
     if enabled is False:
         return None
@@ -474,10 +481,7 @@ def run(program: Program, chunks: Sequence[Chunk], *, steps: int, every: int, se
                         f"{total_lanes} particles at {rate * total_lanes:.3g} particle-steps/s measured); "
                         "pass confirm=True to run it anyway, or lower steps / the number of particles"
                     )
-                # automatic bar: only once the run has lasted a second and still has seconds to go (the
-                # first estimates can include a compile, so a short run never flashes one)
-                wanted = progress or (progress is None and eta > 2.0 and time.perf_counter() - started > 1.0)
-                if bar is None and wanted:
+                if bar is None and _wants_bar(progress, eta, time.perf_counter() - started):
                     bar = _progress_bar(progress, label, steps)
                 # size the next pass from the compute rate alone: launching many small chunks costs the
                 # same whatever the pass length, so it must not shrink the passes

@@ -96,6 +96,17 @@ def test_short_run_shows_no_automatic_bar(capsys):
     assert capsys.readouterr().err == ""
 
 
+@pytest.mark.parametrize("progress, eta, elapsed, shown", [
+    (None, 30.0, 0.5, False),   # a compile made the first estimate long: wait until the run has lasted 1 s
+    (None, 30.0, 1.5, True),
+    (None, 1.5, 10.0, False),   # almost done: no bar
+    (True, 0.0, 0.0, True),
+    (False, 1e6, 1e6, False),
+])
+def test_automatic_bar_waits_for_a_second_of_run_and_two_to_go(progress, eta, elapsed, shown):
+    assert engine._wants_bar(progress, eta, elapsed) is shown
+
+
 INTERRUPT_SCRIPT = textwrap.dedent(
     """
     import sys

@@ -309,23 +309,28 @@ def test_msam_equals_a_per_micro_batch_loop():
 
 def test_micro_batch_oracle_at_one_point_and_the_micro_batch_reductions():
     """The shared-point path (leading axis 1) equals k copies of the point; the halving mean and the
-    matrix-vector norms equal jnp.mean and a vmapped norm for every k up to 7 (odd k keep a remainder)."""
+    matrix-vector norms equal jnp.mean and a vmapped norm (k = 1; 3 and 7 keep a remainder when halved)."""
     from samdyn.optim import variants
 
     model = nets.mlp(3, (4,), 2, activation="tanh", task="regression")
     p = model.init(jax.random.PRNGKey(2), jnp.float64)
-    x = jax.random.normal(jax.random.PRNGKey(3), (6, 3), jnp.float64)
-    y = jax.random.normal(jax.random.PRNGKey(4), (6, 2), jnp.float64)
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(6, 3)), rng.normal(size=(6, 2))
     oracle = opt_mod.MicroBatchOracle(lambda q, xs, ys: nets.loss_fn(model, q, xs, ys), (x, y), 2)
-    shared = oracle(jax.tree.map(lambda a: a[None], p))
-    copies = oracle(jax.tree.map(lambda a: jnp.broadcast_to(a, (3,) + a.shape), p))
+    shared, copies = jax.jit(lambda q: (oracle(jax.tree.map(lambda a: a[None], q)),
+                                        oracle(jax.tree.map(lambda a: jnp.broadcast_to(a, (3,) + a.shape), q))))(p)
     assert_trees_close(shared, copies, rtol=1e-14, atol=1e-16)
-    for k in range(1, 8):
-        tree = {"a": jax.random.normal(jax.random.PRNGKey(k), (k, 3, 4), jnp.float64),
-                "b": jax.random.normal(jax.random.PRNGKey(10 + k), (k,), jnp.float64)}
-        assert_trees_close(variants._mean_over_micro_batches(tree), jax.tree.map(lambda t: jnp.mean(t, axis=0), tree),
-                           rtol=1e-14, atol=1e-15)
-        np.testing.assert_allclose(variants._norms_per_micro_batch(tree), jax.vmap(opt_mod.tree_norm)(tree), rtol=1e-14)
+
+    @jax.jit
+    def both_ways(tree):
+        return ((variants._mean_over_micro_batches(tree), jax.tree.map(lambda t: jnp.mean(t, axis=0), tree)),
+                (variants._norms_per_micro_batch(tree), jax.vmap(opt_mod.tree_norm)(tree)))
+
+    for k in (1, 3, 4, 7):
+        tree = {"a": rng.normal(size=(k, 3, 4)), "b": rng.normal(size=(k,))}
+        (mean, reference_mean), (norms, reference_norms) = both_ways(tree)
+        assert_trees_close(mean, reference_mean, rtol=1e-14, atol=1e-15)
+        np.testing.assert_allclose(norms, reference_norms, rtol=1e-14)
 
 
 def test_multi_step_ascent_k1_is_sam_and_k3_matches_projected_ascent():

@@ -39,6 +39,14 @@ from _paths import out_dir  # same folder
 BATCH, LR, RHO, MOMENTUM = 128, 0.05, 0.05, 0.9
 
 
+def setup(model, steps: int, repeats: int) -> dict:
+    """The shared record of an MNIST-1D MLP benchmark's settings and machine (also bench_variants)."""
+    return {"model": model.name, "data": "mnist1d 4000 train", "batch_size": BATCH, "steps_per_run": steps,
+            "repeats": repeats, "dtype": "float32", "lr": LR, "rho": RHO, "momentum": MOMENTUM,
+            "jax": jax.__version__, "cpu_count": os.cpu_count(), "platform": platform.platform(),
+            "load_avg_at_end": os.getloadavg()}
+
+
 def timed(fn):
     t0 = time.perf_counter()
     fn()
@@ -146,10 +154,7 @@ def main(steps: int, repeats: int):
                                      "torch_version": version, "torch_threads": threads}
     out = {
         "rows": rows,
-        "setup": {"model": model.name, "data": "mnist1d 4000 train", "batch_size": BATCH, "steps_per_run": steps,
-                  "repeats": repeats, "dtype": "float32", "lr": LR, "rho": RHO, "momentum": MOMENTUM,
-                  "jax": jax.__version__, "cpu_count": os.cpu_count(), "platform": platform.platform(),
-                  "load_avg_at_end": os.getloadavg()},
+        "setup": setup(model, steps, repeats),
         "raw_seconds": {"sam": t_sam, "sgd": t_sgd, "vmap16": t_vmap, "seq16": t_seq,
                         "torch": None if torch_out is None else torch_out[0]},
     }

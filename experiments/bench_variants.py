@@ -15,19 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
-import time
 
 import jax
 
 import samdyn as sd
 from samdyn import nets
 
-from _paths import out_dir  # noqa: E402  (same folder)
-
-BATCH, LR, RHO, MOMENTUM = 128, 0.05, 0.05, 0.9
+from _paths import out_dir  # same folder
+from bench_nets import BATCH, LR, MOMENTUM, RHO, setup, timed  # the same MLP benchmark set-up
 
 
 def variants():
@@ -64,17 +60,11 @@ def main(steps: int, repeats: int, write: bool = True):
         res = nets.train(model, data, opt, hp, steps, BATCH, key=0, seeds=[0])
         jax.block_until_ready(res.params)
 
-    compile_s = {}
-    for label, opt, _ in rows:
-        t0 = time.perf_counter()
-        run(opt)
-        compile_s[label] = time.perf_counter() - t0
+    compile_s = {label: timed(lambda: run(opt)) for label, opt, _ in rows}
     times = {label: [] for label, _, _ in rows}
     for _ in range(repeats):
         for label, opt, _ in rows:
-            t0 = time.perf_counter()
-            run(opt)
-            times[label].append(time.perf_counter() - t0)
+            times[label].append(timed(lambda: run(opt)))
     sgd = statistics.median(times["SGD"])
     table = []
     for label, opt, evals in rows:
@@ -82,12 +72,7 @@ def main(steps: int, repeats: int, write: bool = True):
         table.append({"variant": label, "optimizer": opt.name, "ms_per_step": 1e3 * t / steps, "ratio_to_sgd": t / sgd,
                       "grad_evals": evals, "ratio_per_eval": t / sgd / evals, "target": "ratio <= 1.1 x grad_evals",
                       "meets_target": bool(t / sgd <= 1.1 * evals), "first_call_s": compile_s[label]})
-    out = {"rows": table,
-           "setup": {"model": model.name, "data": "mnist1d 4000 train", "batch_size": BATCH, "steps_per_run": steps,
-                     "repeats": repeats, "dtype": "float32", "lr": LR, "rho": RHO, "momentum": MOMENTUM,
-                     "jax": jax.__version__, "cpu_count": os.cpu_count(), "platform": platform.platform(),
-                     "load_avg_at_end": os.getloadavg()},
-           "raw_seconds": times}
+    out = {"rows": table, "setup": setup(model, steps, repeats), "raw_seconds": times}
     if write:
         (out_dir("bench_variants") / "bench_variants.json").write_text(json.dumps(out, indent=1))
     return out
